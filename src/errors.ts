@@ -1,0 +1,214 @@
+import { redact } from './redact.js';
+
+/** Every code a {@link FleetProvisioningError} can carry. Branch on `error.code`, not on the class. */
+export const ERROR_CODES = [
+  'INVALID_ARGUMENT',
+  'REJECTED',
+  'TIMEOUT',
+  'INVALID_RESPONSE',
+  'SUBSCRIBE_FAILED',
+  'PUBLISH_FAILED',
+  'CONNECTION_LOST',
+  'CLIENT_CLOSED',
+  'ABORTED',
+  'PERSIST_FAILED',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The three operations of the Fleet Provisioning MQTT API, named as AWS names them. */
+export type OperationName = 'CreateKeysAndCertificate' | 'CreateCertificateFromCsr' | 'RegisterThing';
+
+/**
+ * The base of every error this library throws or rejects with. `message` is redacted: it never holds
+ * a private key, a PEM body or an ownership token.
+ */
+export class FleetProvisioningError extends Error {
+  override name = 'FleetProvisioningError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(redact(message), options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/** Bad options or template name, found before any network traffic. Fix the call; retrying will not help. */
+export class InvalidArgumentError extends FleetProvisioningError {
+  override name = 'InvalidArgumentError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** The fields of a rejected answer, as the service sent them. */
+export interface RejectionDetails {
+  operation: OperationName;
+  statusCode: number;
+  errorCode: string;
+  errorMessage: string;
+}
+
+/**
+ * The service answered on the `/rejected` topic. `retryable` is true for 429 and 5xx, where the same
+ * request may succeed later; any other 4xx needs a change (token, template, parameters, CSR).
+ */
+export class RejectedError extends FleetProvisioningError {
+  override name = 'RejectedError';
+  readonly operation: OperationName;
+  readonly statusCode: number;
+  readonly errorCode: string;
+  readonly errorMessage: string;
+  readonly retryable: boolean;
+
+  constructor(details: RejectionDetails) {
+    const retryable = isRetryableStatus(details.statusCode);
+    super(
+      'REJECTED',
+      `${details.operation} was rejected: ${details.statusCode} ${details.errorCode}: ${details.errorMessage}. ` +
+        (retryable
+          ? 'The service may accept it later: retry with backoff.'
+          : 'Retrying the same request will not help: check the template, parameters, token or CSR.'),
+    );
+    this.operation = details.operation;
+    this.statusCode = details.statusCode;
+    this.errorCode = details.errorCode;
+    this.errorMessage = redact(details.errorMessage);
+    this.retryable = retryable;
+  }
+}
+
+/** True for the status codes worth retrying: 429 (throttled) and every 5xx. */
+export function isRetryableStatus(statusCode: number): boolean {
+  return statusCode === 429 || (statusCode >= 500 && statusCode <= 599);
+}
+
+/** Where a call was when its deadline passed. */
+export type OperationPhase = 'queued' | 'subscribe' | 'publish' | 'response' | 'connect' | 'persist';
+
+/** The deadline passed. `timeoutMs` counts from the call, time spent queued included. */
+export class TimeoutError extends FleetProvisioningError {
+  override name = 'TimeoutError';
+  readonly operation: OperationName | undefined;
+  readonly phase: OperationPhase;
+  readonly timeoutMs: number;
+
+  constructor(details: { operation?: OperationName; phase: OperationPhase; timeoutMs: number }) {
+    super(
+      'TIMEOUT',
+      `${details.operation ?? 'The operation'} timed out after ${details.timeoutMs} ms while waiting in the ` +
+        `${details.phase} phase. Check that the endpoint is reachable and the claim policy allows the ` +
+        'provisioning topics, or raise timeoutMs.',
+    );
+    this.operation = details.operation;
+    this.phase = details.phase;
+    this.timeoutMs = details.timeoutMs;
+  }
+}
+
+/** One problem found in a payload: where it is and what kind of problem. Never the value itself. */
+export interface ResponseIssue {
+  /** Dotted path into the payload, `(root)` for the payload itself. */
+  path: string;
+  /** A short, value-free description: `expected string`, `malformed json`, `too large`. */
+  problem: string;
+}
+
+/**
+ * An answer that cannot be trusted: malformed, the wrong shape, too large, or a certificate that does
+ * not belong to the key or CSR it answers.
+ */
+export class InvalidResponseError extends FleetProvisioningError {
+  override name = 'InvalidResponseError';
+  readonly operation: OperationName | undefined;
+  readonly topic: string | undefined;
+  readonly issues: readonly ResponseIssue[];
+
+  constructor(
+    details: {
+      operation?: OperationName;
+      topic?: string;
+      issues: readonly ResponseIssue[];
+      message?: string;
+    },
+    options?: { cause?: unknown },
+  ) {
+    const where = details.topic === undefined ? '' : ` on ${details.topic}`;
+    const list = details.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
+    super(
+      'INVALID_RESPONSE',
+      details.message ??
+        `${details.operation ?? 'The service'} sent an invalid answer${where} (${list}). ` +
+          'This is not an answer AWS IoT sends: check what else publishes on this topic.',
+      options,
+    );
+    this.operation = details.operation;
+    this.topic = details.topic;
+    this.issues = details.issues;
+  }
+}
+
+/** The broker refused a subscription (SUBACK 0x80 on MQTT 3.1.1; 0x80 or above on MQTT 5). */
+export class SubscribeFailedError extends FleetProvisioningError {
+  override name = 'SubscribeFailedError';
+  readonly topic: string;
+  readonly reasonCode: number;
+
+  constructor(details: { topic: string; reasonCode: number }, options?: { cause?: unknown }) {
+    super(
+      'SUBSCRIBE_FAILED',
+      `The broker refused the subscription to ${details.topic} (reason code 0x${details.reasonCode
+        .toString(16)
+        .padStart(2, '0')}). The claim certificate's policy must allow iot:Subscribe on this topic filter.`,
+      options,
+    );
+    this.topic = details.topic;
+    this.reasonCode = details.reasonCode;
+  }
+}
+
+/** The request could not be published. */
+export class PublishFailedError extends FleetProvisioningError {
+  override name = 'PublishFailedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PUBLISH_FAILED', message, options);
+  }
+}
+
+/** The connection dropped, or was not up, while an operation needed it. Retry on a new connection. */
+export class ConnectionLostError extends FleetProvisioningError {
+  override name = 'ConnectionLostError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONNECTION_LOST', message, options);
+  }
+}
+
+/** `close()` was called while the operation was pending. */
+export class ClientClosedError extends FleetProvisioningError {
+  override name = 'ClientClosedError';
+  constructor(message = 'The client was closed while the operation was pending.') {
+    super('CLIENT_CLOSED', message);
+  }
+}
+
+/** The caller's `AbortSignal` fired; `cause` is `signal.reason`. */
+export class AbortedError extends FleetProvisioningError {
+  override name = 'AbortedError';
+  constructor(reason: unknown, operation?: OperationName) {
+    super('ABORTED', `${operation ?? 'The operation'} was aborted by the caller.`, { cause: reason });
+  }
+}
+
+/** The credentials could not be written safely; nothing was registered with them. */
+export class PersistFailedError extends FleetProvisioningError {
+  override name = 'PersistFailedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PERSIST_FAILED', message, options);
+  }
+}
+
+/** True when `value` is a {@link FleetProvisioningError}, optionally with the given code. */
+export function isFleetProvisioningError(value: unknown, code?: ErrorCode): value is FleetProvisioningError {
+  return value instanceof FleetProvisioningError && (code === undefined || value.code === code);
+}

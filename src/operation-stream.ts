@@ -1,0 +1,127 @@
+/**
+ * An operation stream: the validated messages of one answer topic, as an `AsyncIterable` and as a
+ * callback. A payload that fails to decode or validate becomes an `INVALID_RESPONSE` error on the stream;
+ * nothing is ever thrown into the MQTT client.
+ */
+import type { z } from 'zod/mini';
+import { type FleetProvisioningError, InvalidResponseError, type OperationName } from './errors.js';
+import type { TopicLease, TopicRouter } from './topic-router.js';
+import type { PayloadFormat } from './topics.js';
+import type { QoS } from './transport.js';
+import { readPayload } from './validate.js';
+
+/**
+ * Receives each message of a stream: `(undefined, response)` for a valid one, `(error, undefined)` for
+ * one that is not. The same shape as the handlers of AWS's `IotIdentityClient`.
+ */
+export type StreamCallback<T> = (error: FleetProvisioningError | undefined, response: T | undefined) => void;
+
+/** What a stream reads: one topic of one operation, in one format, against one schema. */
+export interface StreamSpec<T> {
+  operation: OperationName;
+  topic: string;
+  format: PayloadFormat;
+  schema: z.ZodMiniType<T>;
+}
+
+type Item<T> = { value: T } | { error: FleetProvisioningError };
+
+/** How many messages a stream keeps for an iterator that has not asked yet; older ones are dropped. */
+export const STREAM_BUFFER_LIMIT = 64;
+
+/**
+ * A live subscription to one answer topic. Iterate it with `for await`, or pass a callback when opening
+ * it. An invalid payload makes the iterator's `next()` reject with `INVALID_RESPONSE`; the subscription
+ * stays open and a new loop picks up the following messages. Call {@link OperationStream.unsubscribe}
+ * when done: iteration then ends.
+ */
+export class OperationStream<T> implements AsyncIterable<T> {
+  /** The subscribed topic. */
+  readonly topic: string;
+  /** The QoS requested for the subscription. */
+  readonly qos: QoS;
+  readonly #spec: StreamSpec<T>;
+  readonly #callback: StreamCallback<T> | undefined;
+  readonly #buffer: Item<T>[] = [];
+  readonly #waiters: Array<(item: Item<T> | undefined) => void> = [];
+  #lease: TopicLease | undefined;
+  #closed = false;
+
+  private constructor(spec: StreamSpec<T>, qos: QoS, callback: StreamCallback<T> | undefined) {
+    this.topic = spec.topic;
+    this.qos = qos;
+    this.#spec = spec;
+    this.#callback = callback;
+  }
+
+  /**
+   * Subscribe to `spec.topic` through `router` and resolve once the SUBACK is in. Messages that arrive
+   * before then are delivered too, as AWS documents for its clients.
+   * @throws {SubscribeFailedError} when the broker refuses the topic.
+   * @throws {ConnectionLostError} when the client is offline or drops first.
+   */
+  static async open<T>(
+    router: TopicRouter,
+    spec: StreamSpec<T>,
+    qos: QoS,
+    callback?: StreamCallback<T>,
+  ): Promise<OperationStream<T>> {
+    const stream = new OperationStream(spec, qos, callback);
+    stream.#lease = await router.subscribe([spec.topic], qos, (_topic, payload) => stream.#receive(payload));
+    return stream;
+  }
+
+  /** True once {@link OperationStream.unsubscribe} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stop receiving, end every iteration, and UNSUBSCRIBE when no one else holds the topic. */
+  async unsubscribe(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#buffer.length = 0;
+    for (const wake of this.#waiters.splice(0)) wake(undefined);
+    await this.#lease?.release();
+  }
+
+  #receive(payload: Buffer): void {
+    if (this.#closed) return;
+    const { operation, topic, format, schema } = this.#spec;
+    const read = readPayload(schema, payload, format);
+    const item: Item<T> = read.ok
+      ? { value: read.value }
+      : { error: new InvalidResponseError({ operation, topic, issues: read.issues }) };
+    if (this.#callback !== undefined) {
+      if ('value' in item) this.#callback(undefined, item.value);
+      else this.#callback(item.error, undefined);
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) {
+      waiter(item);
+      return;
+    }
+    this.#buffer.push(item);
+    if (this.#buffer.length > STREAM_BUFFER_LIMIT) this.#buffer.shift();
+  }
+
+  #next(): Promise<Item<T> | undefined> {
+    const item = this.#buffer.shift();
+    if (item !== undefined || this.#closed) return Promise.resolve(item);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Iterate the validated messages until the stream is unsubscribed. */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: async (): Promise<IteratorResult<T>> => {
+        const item = await this.#next();
+        if (item === undefined) return { done: true, value: undefined };
+        if ('error' in item) throw item.error;
+        return { done: false, value: item.value };
+      },
+      return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
+    };
+  }
+}
