@@ -1,0 +1,144 @@
+/**
+ * The file-system primitives credentials are written with: files created fresh and made durable before
+ * they get their name, symlinks swapped atomically, directories fsynced, and fs errors turned into
+ * `PERSIST_FAILED` with advice. Nothing here knows the credentials layout (see credentials.ts).
+ * @internal
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PersistFailedError } from './errors.js';
+
+/**
+ * Temp files, symlinks and sets this process is writing right now. Leftover cleanup skips them even
+ * though their names carry this process's id.
+ */
+export const inFlight = new Set<string>();
+
+/** `.<kind>-<pid>-<random>`: the pid lets the next run tell a crashed writer's leftovers from a live one's. */
+export function uniqueName(kind: 'set' | 'tmp'): string {
+  return `.${kind}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Create `name` in `directory` atomically: a fresh file (O_EXCL, so never someone else's file or a
+ * symlink) under a temp name, chmod'ed to `mode` (open()'s mode is filtered by the umask), written,
+ * fsynced, then renamed over `name`. The caller fsyncs `directory` once its names are all in place.
+ */
+export async function writeFileAtomic(
+  directory: string,
+  name: string,
+  content: string | Uint8Array,
+  mode: number,
+): Promise<void> {
+  const temp = join(directory, uniqueName('tmp'));
+  inFlight.add(temp);
+  try {
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.chmod(mode);
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, join(directory, name));
+  } catch (error) {
+    await removeQuietly(temp);
+    throw error;
+  } finally {
+    inFlight.delete(temp);
+  }
+}
+
+/** Make `name` in `directory` a symlink to `target` in one rename, whatever was there before. */
+export async function replaceWithSymlink(directory: string, name: string, target: string): Promise<void> {
+  const temp = join(directory, uniqueName('tmp'));
+  inFlight.add(temp);
+  try {
+    await symlink(target, temp);
+    await rename(temp, join(directory, name));
+  } catch (error) {
+    await removeQuietly(temp);
+    throw error;
+  } finally {
+    inFlight.delete(temp);
+  }
+}
+
+/** Create `directory` (and missing parents) with mode 0700 if missing; an existing one keeps its mode. */
+export async function ensurePrivateDirectory(directory: string): Promise<void> {
+  const created = await mkdir(directory, { recursive: true, mode: 0o700 });
+  // mkdir's mode is filtered by the umask; the contract says 0700 exactly.
+  if (created !== undefined) await chmod(directory, 0o700);
+}
+
+/** fsync a directory so the names created or renamed in it survive a power loss. */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems cannot fsync a directory; there is nothing stronger to do there.
+    if (errorCode(error) !== 'EINVAL' && errorCode(error) !== 'ENOTSUP') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Remove a file, symlink or directory tree; ignore every failure (used for tidying only). */
+export async function removeQuietly(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** True when a process with this id exists (possibly another user's). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === 'EPERM';
+  }
+}
+
+/** The `code` of a Node system error (`ENOENT`, `EACCES` …), or undefined. */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  return typeof error.code === 'string' ? error.code : undefined;
+}
+
+/** Run `work`; any failure becomes a {@link PersistFailedError} about `action` in `directory`. */
+export async function persisting<T>(action: string, directory: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw persistFailed(action, directory, error);
+  }
+}
+
+const ADVICE: Record<string, string> = {
+  EACCES: 'Check that this process may write there (owner and permissions), or choose another directory.',
+  EPERM:
+    'Check that this process may write there (owner, permissions, immutable flags), or choose another directory.',
+  ENOSPC: 'The disk is full: free some space and retry.',
+  EDQUOT: 'The disk quota is used up: free some space and retry.',
+  EROFS: 'The file system is read-only: choose another directory.',
+  ENOTDIR: 'Part of the path is a file, not a directory: fix the path or choose another directory.',
+  EEXIST: 'Something that is not a directory sits at that path: fix the path or choose another directory.',
+  EISDIR: 'A directory sits where a credential file belongs: move it away and retry.',
+  ENOTEMPTY: 'A directory sits where a credential file belongs: move it away and retry.',
+};
+
+/**
+ * A {@link PersistFailedError} that says what failed, where, the system error code and what to do.
+ * Paths and codes only: never file content.
+ */
+export function persistFailed(action: string, directory: string, error: unknown): PersistFailedError {
+  if (error instanceof PersistFailedError) return error;
+  const code = errorCode(error) ?? 'unknown error';
+  const advice = ADVICE[code] ?? 'Check the directory and the disk, then retry.';
+  return new PersistFailedError(
+    `Could not ${action} in ${directory} (${code}). ${advice} No partial set of credentials was left at the final paths.`,
+    { cause: error },
+  );
+}
