@@ -4,6 +4,7 @@
  * two subscribers to one topic cost one SUBSCRIBE and the UNSUBSCRIBE goes out when the last one leaves.
  */
 import { ConnectionLostError, SubscribeFailedError } from './errors.js';
+import { redact } from './redact.js';
 import {
   isSubackRefusal,
   type MessageListener,
@@ -54,9 +55,11 @@ export class TopicRouter {
       try {
         handler(topic, payload);
       } catch (error) {
-        // A subscriber's own bug must not surface inside mqtt.js's packet parser.
-        queueMicrotask(() => {
-          throw error;
+        // A subscriber's own bug must not surface inside mqtt.js's packet parser, nor stop delivery to
+        // the other subscribers: it is reported as a process warning instead.
+        const reason = error instanceof Error ? error.message : String(error);
+        process.emitWarning(redact(`A subscriber to ${topic} threw: ${reason}`), {
+          type: 'FleetProvisioningWarning',
         });
       }
     }

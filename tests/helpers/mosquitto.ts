@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,39 +25,63 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** Where Debian's mosquitto keeps its dynamic-security plugin. */
+const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+
 /**
- * Start mosquitto. `acl` is the text of an ACL file for anonymous clients (e.g. `topic readwrite a/#`);
- * without it every topic is allowed.
+ * Start mosquitto. `denySubscribe` lists topic filters whose SUBSCRIBE the broker refuses (SUBACK 0x80 on
+ * MQTT 3.1.1, 0x87 on MQTT 5). mosquitto's plain acl_file never refuses a SUBSCRIBE (it filters on
+ * delivery), so this uses its dynamic-security plugin, which does.
  */
-export async function startMosquitto(options: { acl?: string } = {}): Promise<Mosquitto> {
+export async function startMosquitto(options: { denySubscribe?: string[] } = {}): Promise<Mosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'mosquitto-'));
+  // Started as root, mosquitto drops to its own user, which must still read its config and ACL.
+  await chmod(dir, 0o755);
   const port = await freePort();
   const lines = [
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
-    'log_dest stdout',
+    'log_dest stderr',
   ];
-  if (options.acl !== undefined) {
-    await writeFile(join(dir, 'acl'), `${options.acl}\n`);
-    lines.push(`acl_file ${join(dir, 'acl')}`);
+  if (options.denySubscribe !== undefined) {
+    const policy = {
+      defaultACLAccess: {
+        publishClientSend: true,
+        publishClientReceive: true,
+        subscribe: true,
+        unsubscribe: true,
+      },
+      clients: [],
+      groups: [{ groupname: 'anonymous', roles: [{ rolename: 'policy' }] }],
+      anonymousGroup: 'anonymous',
+      roles: [
+        {
+          rolename: 'policy',
+          acls: options.denySubscribe.map((topic) => ({ acltype: 'subscribePattern', topic, allow: false })),
+        },
+      ],
+    };
+    await writeFile(join(dir, 'dynsec.json'), JSON.stringify(policy), { mode: 0o644 });
+    lines.push(`plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${join(dir, 'dynsec.json')}`);
   }
   await writeFile(join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
   const child: ChildProcess = spawn(MOSQUITTO_BIN, ['-c', join(dir, 'mosquitto.conf')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // stderr, unlike stdout, is not block-buffered when it is a pipe.
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = once(child, 'exit');
   // mosquitto logs "... running" once its listener is open: wait for that line, or for it to die.
   await new Promise<void>((resolve, reject) => {
     let seen = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       seen += chunk.toString();
       if (seen.includes(' running')) resolve();
     });
     child.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before listening: ${seen}`)));
     child.once('error', reject);
   });
-  child.stdout?.resume();
+  child.stderr?.resume();
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,

@@ -1,0 +1,111 @@
+import { describe, expect, it } from '@jest/globals';
+import { operations } from '../../src/operations.js';
+import {
+  CreateCertificateFromCsrResponseSchema,
+  CreateKeysAndCertificateResponseSchema,
+  ErrorResponseSchema,
+  RegisterThingRequestPayloadSchema,
+  RegisterThingResponseSchema,
+} from '../../src/schemas.js';
+import { checkSchema } from '../../src/validate.js';
+
+// Shaped as AWS sends them (values shortened).
+const keysAccepted = {
+  certificateId: '0123456789abcdef'.repeat(4),
+  certificatePem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+  privateKey: '-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n',
+  certificateOwnershipToken: 'eyJ2ZXJzaW9uIjoiMjAxOS0xMC0xMCJ9',
+};
+
+describe('accepted answers', () => {
+  it('CreateKeysAndCertificate accepts the AWS shape', () => {
+    expect(checkSchema(CreateKeysAndCertificateResponseSchema, keysAccepted)).toEqual({
+      ok: true,
+      value: keysAccepted,
+    });
+  });
+
+  it('CreateCertificateFromCsr accepts the AWS shape and drops unknown fields', () => {
+    const { privateKey: _omit, ...csrAccepted } = keysAccepted;
+    const result = checkSchema(CreateCertificateFromCsrResponseSchema, { ...csrAccepted, extra: 1 });
+    expect(result).toEqual({ ok: true, value: csrAccepted });
+  });
+
+  it('RegisterThing accepts an answer with and without thingName', () => {
+    const withThing = { deviceConfiguration: { Fallback: 'v1', Url: 'https://x' }, thingName: 'sensor-1' };
+    expect(checkSchema(RegisterThingResponseSchema, withThing)).toEqual({ ok: true, value: withThing });
+    expect(checkSchema(RegisterThingResponseSchema, { deviceConfiguration: {} })).toEqual({
+      ok: true,
+      value: { deviceConfiguration: {} },
+    });
+  });
+
+  it('ErrorResponse accepts the AWS shape', () => {
+    const rejected = { statusCode: 400, errorCode: 'InvalidPayload', errorMessage: 'bad' };
+    expect(checkSchema(ErrorResponseSchema, rejected)).toEqual({ ok: true, value: rejected });
+  });
+});
+
+describe('wrong shapes name paths, never values', () => {
+  it.each([
+    ['a missing field', { ...keysAccepted, certificatePem: undefined }, 'certificatePem', 'expected string'],
+    ['a number for a string', { ...keysAccepted, certificateId: 12 }, 'certificateId', 'expected string'],
+    ['an empty id', { ...keysAccepted, certificateId: '' }, 'certificateId', 'too small'],
+    ['an array', [], '(root)', 'expected object'],
+    ['null', null, '(root)', 'expected object'],
+  ])('CreateKeysAndCertificate: %s', (_label, payload, path, problem) => {
+    const result = checkSchema(CreateKeysAndCertificateResponseSchema, payload);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues).toContainEqual({ path, problem });
+    expect(JSON.stringify(result.issues)).not.toContain('BEGIN');
+  });
+
+  it('RegisterThing: a nested object in deviceConfiguration', () => {
+    const result = checkSchema(RegisterThingResponseSchema, {
+      deviceConfiguration: { ok: 'x', nested: { secret: 'hunter2-value' } },
+    });
+    expect(result).toEqual({
+      ok: false,
+      issues: [{ path: 'deviceConfiguration.nested', problem: 'expected string' }],
+    });
+    expect(JSON.stringify(result)).not.toContain('hunter2');
+  });
+
+  it('ErrorResponse: a non-integer statusCode', () => {
+    const result = checkSchema(ErrorResponseSchema, { statusCode: 4.5, errorCode: 'X', errorMessage: 'y' });
+    expect(result.ok).toBe(false);
+  });
+});
+
+describe('requests', () => {
+  it('CreateKeysAndCertificate is an empty object', () => {
+    expect(checkSchema(operations.CreateKeysAndCertificate.requestSchema, {})).toEqual({
+      ok: true,
+      value: {},
+    });
+  });
+
+  it('CreateCertificateFromCsr needs a CSR', () => {
+    expect(checkSchema(operations.CreateCertificateFromCsr.requestSchema, {}).ok).toBe(false);
+    expect(
+      checkSchema(operations.CreateCertificateFromCsr.requestSchema, { certificateSigningRequest: 'x' }).ok,
+    ).toBe(true);
+  });
+
+  it('RegisterThing needs a token and flat string parameters', () => {
+    expect(checkSchema(RegisterThingRequestPayloadSchema, { certificateOwnershipToken: 't' }).ok).toBe(true);
+    expect(
+      checkSchema(RegisterThingRequestPayloadSchema, {
+        certificateOwnershipToken: 't',
+        parameters: { SerialNumber: 'SN-1' },
+      }).ok,
+    ).toBe(true);
+    expect(
+      checkSchema(RegisterThingRequestPayloadSchema, {
+        certificateOwnershipToken: 't',
+        parameters: { n: 1 },
+      }),
+    ).toEqual({ ok: false, issues: [{ path: 'parameters.n', problem: 'expected string' }] });
+  });
+});
