@@ -1,0 +1,3 @@
+import { register } from 'node:module';
+
+register('./forbid-imports.mjs', import.meta.url);

@@ -1,0 +1,47 @@
+/**
+ * The built package as a user imports it: a plain Node ESM script against dist/, with a resolve hook that
+ * fails on the simulator's broker and on the X.509 library. `npm test` builds dist/ first.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from '@jest/globals';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const hook = fileURLToPath(new URL('../helpers/register-forbid-imports.mjs', import.meta.url));
+
+async function importWithHook(script: string): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, ['--import', hook, '--input-type=module', '-e', script], { cwd: root });
+}
+
+describe('the built package', () => {
+  it('has been built', () => {
+    expect(existsSync(`${root}dist/index.js`)).toBe(true);
+    expect(existsSync(`${root}dist/simulator/index.js`)).toBe(true);
+  });
+
+  it('imports by its package name without loading aedes or @peculiar/x509', async () => {
+    const { stdout } = await importWithHook(
+      "const m = await import('iot-fleet-provisioning'); console.log(Object.keys(m).sort().join(','));",
+    );
+    const names = stdout.trim().split(',');
+    expect(names).toEqual(
+      expect.arrayContaining(['topics', 'parseTopic', 'IotIdentityClient', 'FleetProvisioningError']),
+    );
+  });
+
+  it('really refuses the forbidden modules (the check itself works)', async () => {
+    await expect(importWithHook("await import('aedes');")).rejects.toMatchObject({
+      stderr: expect.stringContaining('forbidden import: aedes'),
+    });
+  });
+
+  it('builds topics from the package in a plain script', async () => {
+    const { stdout } = await importWithHook(
+      "const { topics } = await import('iot-fleet-provisioning'); console.log(topics.registerThing('T', 'cbor').accepted);",
+    );
+    expect(stdout.trim()).toBe('$aws/provisioning-templates/T/provision/cbor/accepted');
+  });
+});
