@@ -94,7 +94,7 @@ export class PendingCall<T> implements CallHandle {
     this.#signal = signal;
     if (signal !== undefined) {
       this.#onAbort = () => this.reject(new AbortedError(signal.reason, this.operation));
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+      watchSignal(signal, this.#onAbort);
     }
   }
 
@@ -130,7 +130,7 @@ export class PendingCall<T> implements CallHandle {
     if (this.#done) return false;
     this.#done = true;
     clearTimeout(this.#timer);
-    if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#signal !== undefined && this.#onAbort !== undefined) unwatchSignal(this.#signal, this.#onAbort);
     const onEnd = this.#onEnd;
     this.#onEnd = undefined;
     onEnd?.(end);
@@ -139,5 +139,36 @@ export class PendingCall<T> implements CallHandle {
 
   #named(): { operation?: OperationName } {
     return this.operation === undefined ? {} : { operation: this.operation };
+  }
+}
+
+/**
+ * One `abort` listener per signal, however many calls share it: a caller may hand one signal to a
+ * thousand queued calls, and a listener each would trip Node's MaxListenersExceededWarning.
+ */
+const watchers = new WeakMap<AbortSignal, { callbacks: Set<() => void>; fire: () => void }>();
+
+function watchSignal(signal: AbortSignal, callback: () => void): void {
+  let watcher = watchers.get(signal);
+  if (watcher === undefined) {
+    const callbacks = new Set<() => void>();
+    const fire = () => {
+      watchers.delete(signal);
+      for (const cb of callbacks) cb();
+    };
+    watcher = { callbacks, fire };
+    watchers.set(signal, watcher);
+    signal.addEventListener('abort', fire, { once: true });
+  }
+  watcher.callbacks.add(callback);
+}
+
+function unwatchSignal(signal: AbortSignal, callback: () => void): void {
+  const watcher = watchers.get(signal);
+  if (watcher === undefined) return;
+  watcher.callbacks.delete(callback);
+  if (watcher.callbacks.size === 0) {
+    signal.removeEventListener('abort', watcher.fire);
+    watchers.delete(signal);
   }
 }

@@ -65,10 +65,10 @@ export class FrpFake extends FakeTransport {
     count = 1,
     match: (e: Extract<WireEvent, { type: T }>) => boolean = () => true,
   ): Promise<Extract<WireEvent, { type: T }>> {
-    const ofType = (e: WireEvent): e is Extract<WireEvent, { type: T }> => e.type === type && match(e);
+    const ofType = (e: WireEvent): e is Extract<WireEvent, { type: T }> => e.type === type;
     return new Promise((resolve) => {
       const check = () => {
-        const seen = this.wire.filter(ofType);
+        const seen = this.wire.filter(ofType).filter(match);
         const event = seen[count - 1];
         if (event === undefined) return false;
         this.removeListener('wire', check);
