@@ -96,7 +96,9 @@ export interface StagedCredentials {
   /**
    * Add `device.json` and make the set visible at the final paths in one atomic switch; the old set is
    * then removed. May be retried after a failure; the old set stays in place until it succeeds.
-   * @throws {PersistFailedError} when the set could not be published (the old set is still in place).
+   * @throws {PersistFailedError} when the set could not be published: the old set is still in place.
+   * Rarely, the switch happened but its fsync failed: then the new set is in place, not known durable,
+   * and this object counts as committed.
    * @throws {InvalidArgumentError} when called after commit or discard, or with a malformed `device`.
    */
   commit(device: DeviceJson): Promise<{ files: CredentialFiles }>;
@@ -178,10 +180,14 @@ class Staged implements StagedCredentials {
       );
       await syncDirectory(setDir);
       retired.push(...(await adoptFinalNames(directory, this.hasKey)));
-      await pointCurrentAt(directory, setName);
+      await replaceWithSymlink(directory, CURRENT, setName);
     });
+    // From here on the new set is what the final paths show: never discard it, even if the fsync fails.
     this.#state = 'committed';
     inFlight.delete(setDir);
+    await persisting('make the switch to the new credentials durable', directory, () =>
+      syncDirectory(directory),
+    );
     // The new set is live and durable; what follows is tidying, and a failure there is left to the next run.
     if (!this.hasKey) await removeQuietly(join(directory, CREDENTIAL_FILES.privateKey));
     for (const name of retired) if (name !== setName) await removeQuietly(join(directory, name));
@@ -199,8 +205,10 @@ class Staged implements StagedCredentials {
     if (this.#state !== 'staged') return;
     this.#state = 'discarded';
     const setDir = join(this.directory, this.setName);
-    await removeQuietly(setDir);
     inFlight.delete(setDir);
+    // Belt and braces: the live set is never removed, whatever this object believes.
+    if ((await currentSet(this.directory).catch(() => this.setName)) === this.setName) return;
+    await removeQuietly(setDir);
   }
 }
 
@@ -231,14 +239,19 @@ export async function readDeviceJson(dir: string): Promise<DeviceJson | undefine
   );
 }
 
-/** The set `.current` points at, or undefined when there is none (or it is not ours). */
+/**
+ * The set `.current` points at, or undefined when there is no pointer (or it points at something not
+ * ours). Any other failure is thrown: guessing "none" would make the live set look like a leftover.
+ */
 async function currentSet(directory: string): Promise<string | undefined> {
+  let target: string;
   try {
-    const target = await readlink(join(directory, CURRENT));
-    return OURS.exec(target)?.[1] === 'set' ? target : undefined;
-  } catch {
-    return undefined;
+    target = await readlink(join(directory, CURRENT));
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
   }
+  return OURS.exec(target)?.[1] === 'set' ? target : undefined;
 }
 
 /**
@@ -298,8 +311,14 @@ async function pointCurrentAt(directory: string, setName: string): Promise<void>
 
 /** Remove sets and temp files left by runs that are gone, and a key symlink left dangling by a keyless set. */
 async function removeLeftovers(directory: string): Promise<void> {
-  const current = await currentSet(directory);
-  const entries = await readdir(directory).catch(() => []);
+  let current: string | undefined;
+  let entries: string[];
+  try {
+    current = await currentSet(directory);
+    entries = await readdir(directory);
+  } catch {
+    return; // Tidying is optional; removing without knowing the live set is not.
+  }
   for (const entry of entries) {
     const match = OURS.exec(entry);
     const path = join(directory, entry);
