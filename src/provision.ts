@@ -1,0 +1,314 @@
+/**
+ * provision(): the whole onboarding in one call. Connect with the claim certificate, get the device its
+ * own certificate, check it against the key or CSR, put the credentials on disk, RegisterThing, make the
+ * files final, and optionally prove the new certificate connects.
+ */
+import type { MqttClient } from 'mqtt';
+import { closeConnection, openConnection } from './connection.js';
+import { type StagedCredentials, stageCredentials } from './credentials.js';
+import { endpointUrl } from './endpoint.js';
+import {
+  ConnectionLostError,
+  FleetProvisioningError,
+  InvalidResponseError,
+  type OperationName,
+} from './errors.js';
+import { FleetProvisioningClient } from './fleet-provisioning-client.js';
+import { certificateMatchesCsr, certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
+import {
+  type ProvisionedDevice,
+  type ProvisionOptions,
+  type ProvisionPlan,
+  planProvision,
+} from './provision-options.js';
+import { backoffDelay, isRetryable, waitFor } from './retry.js';
+import type { MqttTransport } from './transport.js';
+
+/** An ownership token is valid for one hour; retrying RegisterThing stops well before that. */
+const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+const TOKEN_MARGIN_MS = 60 * 1000;
+
+interface Session {
+  client: MqttTransport;
+  fpc: FleetProvisioningClient;
+  /** The connection provision() opened (undefined when the caller handed one in). */
+  owned: MqttClient | undefined;
+}
+
+interface Certificate {
+  certificateId: string;
+  certificatePem: string;
+  certificateOwnershipToken: string;
+  privateKey: string | undefined;
+  issuedAt: number;
+}
+
+/**
+ * Provision one device.
+ *
+ * @example
+ * const device = await provision({
+ *   endpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com',
+ *   claimCertificate, claimPrivateKey, caCertificate,
+ *   templateName: 'FactoryTemplate',
+ *   parameters: { SerialNumber: 'SN-0042' },
+ *   keys: 'generate',
+ *   outDir: './credentials',
+ * });
+ * @throws {FleetProvisioningError} `INVALID_ARGUMENT` before any traffic; `REJECTED`, `TIMEOUT`,
+ * `CONNECTION_LOST`, `SUBSCRIBE_FAILED`, `PUBLISH_FAILED`, `INVALID_RESPONSE` (including a certificate
+ * that does not match the key or CSR), `ABORTED`, `PERSIST_FAILED`. 429, 5xx, timeouts and lost
+ * connections are retried first (see `retry`).
+ */
+export async function provision(options: ProvisionOptions): Promise<ProvisionedDevice> {
+  const plan = planProvision(options);
+  plan.signal?.throwIfAborted();
+  const material = await keyMaterial(plan);
+  const run = new ProvisionRun(plan);
+  let staged: StagedCredentials | undefined;
+  try {
+    const certificate = await run.withRetries('certificate', (fpc) =>
+      requestCertificate(fpc, plan, material),
+    );
+    await checkCertificate(certificate, material);
+    plan.onProgress({ step: 'certificate', certificateId: certificate.certificateId });
+
+    if (plan.outDir !== undefined) {
+      staged = await stageCredentials(plan.outDir, {
+        certificatePem: certificate.certificatePem,
+        ...(certificate.privateKey === undefined ? {} : { privateKeyPem: certificate.privateKey }),
+      });
+      plan.onProgress({ step: 'staged', directory: staged.directory });
+    }
+
+    const registered = await run.withRetries(
+      'RegisterThing',
+      (fpc) =>
+        fpc.registerThing(
+          {
+            templateName: plan.templateName,
+            certificateOwnershipToken: certificate.certificateOwnershipToken,
+            ...(plan.parameters === undefined ? {} : { parameters: plan.parameters }),
+          },
+          requestOptions(plan),
+        ),
+      () => Date.now() - certificate.issuedAt < TOKEN_LIFETIME_MS - TOKEN_MARGIN_MS,
+    );
+    plan.onProgress({ step: 'registered', thingName: registered.thingName });
+    await run.close();
+
+    const device: ProvisionedDevice = {
+      ...(registered.thingName === undefined ? {} : { thingName: registered.thingName }),
+      deviceConfiguration: registered.deviceConfiguration,
+      certificateId: certificate.certificateId,
+      certificatePem: certificate.certificatePem,
+      ...(certificate.privateKey === undefined ? {} : { privateKey: certificate.privateKey }),
+    };
+    if (staged !== undefined) {
+      const { files } = await staged.commit({
+        ...(registered.thingName === undefined ? {} : { thingName: registered.thingName }),
+        certificateId: certificate.certificateId,
+        deviceConfiguration: registered.deviceConfiguration,
+        templateName: plan.templateName,
+        endpoint: plan.endpoint === undefined ? '' : endpointUrl(plan.endpoint),
+        provisionedAt: new Date().toISOString(),
+      });
+      staged = undefined;
+      device.files = files;
+      plan.onProgress({ step: 'saved', files });
+    }
+    if (plan.verify && certificate.privateKey !== undefined) {
+      device.verified = await verifyCertificate(plan, certificate.certificatePem, certificate.privateKey);
+      plan.onProgress({ step: 'verified', accepted: device.verified });
+    }
+    return device;
+  } finally {
+    await staged?.discard();
+    await run.close();
+  }
+}
+
+interface KeyMaterial {
+  privateKeyPem: string | undefined;
+  csrPem: string | undefined;
+}
+
+async function keyMaterial(plan: ProvisionPlan): Promise<KeyMaterial> {
+  switch (plan.keys.kind) {
+    case 'server':
+      return { privateKeyPem: undefined, csrPem: undefined };
+    case 'csr':
+      return { privateKeyPem: undefined, csrPem: plan.keys.csr };
+    case 'generate': {
+      const pair = await generateKeyPair(plan.keys.type);
+      const csrPem = await createCsr({
+        keys: pair.keys,
+        ...(plan.csrSubject === undefined ? {} : { subject: plan.csrSubject }),
+      });
+      plan.onProgress({ step: 'key', keyType: plan.keys.type });
+      return { privateKeyPem: pair.privateKeyPem, csrPem };
+    }
+  }
+}
+
+async function requestCertificate(
+  fpc: FleetProvisioningClient,
+  plan: ProvisionPlan,
+  material: KeyMaterial,
+): Promise<Certificate> {
+  const issuedAt = Date.now();
+  if (material.csrPem === undefined) {
+    const answer = await fpc.createKeysAndCertificate(requestOptions(plan));
+    return { ...answer, privateKey: answer.privateKey, issuedAt };
+  }
+  const answer = await fpc.createCertificateFromCsr(
+    { certificateSigningRequest: material.csrPem },
+    requestOptions(plan),
+  );
+  return { ...answer, privateKey: material.privateKeyPem, issuedAt };
+}
+
+/** The certificate must carry the key we hold (or the CSR's key): otherwise it is someone else's answer. */
+async function checkCertificate(certificate: Certificate, material: KeyMaterial): Promise<void> {
+  const matches =
+    material.csrPem !== undefined
+      ? await certificateMatchesCsr(certificate.certificatePem, material.csrPem)
+      : certificate.privateKey !== undefined &&
+        certificateMatchesPrivateKey(certificate.certificatePem, certificate.privateKey);
+  if (!matches) {
+    const operation: OperationName =
+      material.csrPem === undefined ? 'CreateKeysAndCertificate' : 'CreateCertificateFromCsr';
+    throw new InvalidResponseError({
+      operation,
+      issues: [{ path: 'certificatePem', problem: 'does not match the private key or CSR' }],
+      message:
+        `${operation} returned certificate ${certificate.certificateId}, whose public key does not match ` +
+        (material.csrPem === undefined ? 'the private key sent with it' : 'the CSR') +
+        '. Nothing was written and RegisterThing was not sent.',
+    });
+  }
+}
+
+function requestOptions(plan: ProvisionPlan): { timeoutMs: number; signal?: AbortSignal } {
+  return { timeoutMs: plan.timeoutMs, ...(plan.signal === undefined ? {} : { signal: plan.signal }) };
+}
+
+/** The connection and client of one provision() call, replaced when a retry needs a fresh connection. */
+class ProvisionRun {
+  readonly #plan: ProvisionPlan;
+  #session: Session | undefined;
+  #attempt = 0;
+
+  constructor(plan: ProvisionPlan) {
+    this.#plan = plan;
+  }
+
+  /**
+   * Run `step` until it succeeds, fails with something not worth retrying, or the tries run out.
+   * `mayRetry` can veto a further try (an ownership token about to expire).
+   */
+  async withRetries<T>(
+    operation: string,
+    step: (fpc: FleetProvisioningClient) => Promise<T>,
+    mayRetry: () => boolean = () => true,
+  ): Promise<T> {
+    const { retry, signal, onProgress } = this.#plan;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const session = await this.#open();
+        return await step(session.fpc);
+      } catch (error) {
+        if (attempt >= retry.attempts || !isRetryable(error) || !mayRetry()) throw error;
+        const code = error instanceof FleetProvisioningError ? error.code : 'UNKNOWN';
+        // AWS answers only the connection that asked: a fresh connection cannot receive a stray answer
+        // to the call that went unanswered. A throttled (429/5xx) call keeps its connection.
+        if (code !== 'REJECTED') await this.#drop();
+        const delayMs = backoffDelay(attempt, retry);
+        onProgress({ step: 'retrying', operation, attempt: attempt + 1, delayMs, code });
+        await waitFor(delayMs, signal);
+      }
+    }
+  }
+
+  async #open(): Promise<Session> {
+    if (this.#session !== undefined) {
+      if (this.#session.client.connected) return this.#session;
+      await this.#drop();
+    }
+    const plan = this.#plan;
+    this.#attempt++;
+    let client = plan.client;
+    let owned: MqttClient | undefined;
+    if (client === undefined) {
+      const endpoint = plan.endpoint;
+      if (endpoint === undefined) throw new ConnectionLostError('No endpoint to connect to.');
+      plan.onProgress({ step: 'connecting', endpoint: endpointUrl(endpoint), attempt: this.#attempt });
+      owned = await openConnection({
+        endpoint,
+        timeoutMs: plan.timeoutMs,
+        protocolVersion: plan.protocolVersion,
+        ...optional('certificate', plan.claimCertificate),
+        ...optional('privateKey', plan.claimPrivateKey),
+        ...optional('caCertificate', plan.caCertificate),
+        ...optional('clientId', plan.clientId),
+        ...optional('signal', plan.signal),
+      });
+      client = owned;
+    }
+    const fpc = new FleetProvisioningClient(client, { format: plan.format, timeoutMs: plan.timeoutMs });
+    this.#session = { client, fpc, owned };
+    // Both pairs in one SUBSCRIBE: the certificate operation's and RegisterThing's.
+    await fpc.prepare(
+      [
+        { operation: plan.keys.kind === 'server' ? 'CreateKeysAndCertificate' : 'CreateCertificateFromCsr' },
+        { operation: 'RegisterThing', templateName: plan.templateName },
+      ],
+      requestOptions(plan),
+    );
+    plan.onProgress({ step: 'subscribed', attempt: this.#attempt });
+    return this.#session;
+  }
+
+  async #drop(): Promise<void> {
+    const session = this.#session;
+    this.#session = undefined;
+    if (session === undefined) return;
+    await session.fpc.close();
+    if (session.owned !== undefined) await closeConnection(session.owned);
+  }
+
+  /** Release the subscriptions and close the connection provision() opened. Safe to call twice. */
+  close(): Promise<void> {
+    return this.#drop();
+  }
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+}
+
+/** Connect with the new certificate: true when the broker accepts it (CONNACK), false when it refuses. */
+async function verifyCertificate(
+  plan: ProvisionPlan,
+  certificatePem: string,
+  privateKeyPem: string,
+): Promise<boolean> {
+  const endpoint = plan.endpoint;
+  if (endpoint === undefined) return false;
+  try {
+    const client = await openConnection({
+      endpoint,
+      certificate: certificatePem,
+      privateKey: privateKeyPem,
+      timeoutMs: plan.timeoutMs,
+      protocolVersion: plan.protocolVersion,
+      ...optional('caCertificate', plan.caCertificate),
+      ...optional('signal', plan.signal),
+    });
+    await closeConnection(client);
+    return true;
+  } catch (error) {
+    if (error instanceof FleetProvisioningError && error.code === 'CONNECTION_LOST') return false;
+    throw error;
+  }
+}
