@@ -216,11 +216,11 @@ describe('a writer killed with SIGKILL', () => {
       const visible = await visibleSet(dir);
       // The set last reported saved, or the one being written when the kill came; before the first
       // save, what the previous trial's next run left (set start + 3 - 7) or the first set of this one.
-      const allowed =
+      const allowed: (number | 'none')[] =
         last === undefined
           ? [(start - 4 + fixtures.length * 2) % fixtures.length, start % fixtures.length]
           : [last, (last + 1) % fixtures.length];
-      if (trial === 0 && last === undefined) allowed.push('none' as unknown as number);
+      if (trial === 0 && last === undefined) allowed.push('none');
       expect(allowed).toContain(visible);
       await nextRunCleansUp(dir, start + 3);
     }
