@@ -1,9 +1,37 @@
 /**
- * The local AWS IoT Fleet Provisioning simulator (`iot-fleet-provisioning/simulator`).
- * Not implemented yet: it lands with the simulator issue.
+ * The local AWS IoT Fleet Provisioning simulator (`iot-fleet-provisioning/simulator`): an in-process MQTT
+ * broker with mutual TLS that answers the service's 18 topics as AWS IoT Core does, issues real X.509
+ * certificates from its own CA, keeps a registry of things and certificates, and misbehaves on request.
+ *
+ * @example
+ * const sim = await startSimulator({ serverKeyType: 'ec-p256' });
+ * const client = await mqtt.connectAsync(sim.url, {
+ *   ca: sim.caCertificate, cert: sim.claimCertificate, key: sim.claimPrivateKey,
+ * });
+ * // … provision …
+ * await sim.close();
+ * @packageDocumentation
  */
 
-/** Start the simulator. Not implemented yet. */
-export async function startSimulator(): Promise<never> {
-  throw new Error('The simulator is not implemented yet: it lands with the simulator issue (#3).');
-}
+export type { Answer, SimulatorErrorCode } from './answers.js';
+export { REJECTIONS } from './answers.js';
+export { IDENTITY_FILES } from './identity.js';
+export { TOKEN_LIFETIME_MS } from './registry.js';
+export { startSimulator } from './simulator.js';
+export { DEFAULT_TEMPLATES } from './templates.js';
+export type {
+  AnswerEvent,
+  CertificateRecord,
+  CertificateStatus,
+  Fault,
+  FaultScript,
+  PreProvisioningHook,
+  PreProvisioningHookInput,
+  PreProvisioningHookResult,
+  RequestLogEntry,
+  RequestLogType,
+  Simulator,
+  SimulatorOptions,
+  TemplateDefinition,
+  ThingRecord,
+} from './types.js';

@@ -1,0 +1,80 @@
+/**
+ * What the simulator puts on an answer topic: the rejection table of PROTOCOL.md, and the deliberately
+ * broken payloads the fault script asks for (malformed, wrong-shaped, oversized).
+ */
+import { encodePayload, MAX_PAYLOAD_BYTES } from '../codec.js';
+import type { OperationName } from '../errors.js';
+import type { ErrorResponse } from '../schemas.js';
+import type { PayloadFormat } from '../topics.js';
+
+/** The error codes the simulator answers with, and their status codes (PROTOCOL.md, "Errors"). */
+export const REJECTIONS = {
+  InvalidPayload: 400,
+  InvalidCSR: 400,
+  InvalidCertificateOwnershipToken: 400,
+  InvalidParameters: 400,
+  AccessDenied: 403,
+  ResourceNotFound: 404,
+  ThrottlingException: 429,
+  InternalFailure: 500,
+} as const;
+
+/** One of the simulator's error codes. */
+export type SimulatorErrorCode = keyof typeof REJECTIONS;
+
+/** An answer before encoding. */
+export type Answer =
+  | { kind: 'accepted'; value: Record<string, unknown> }
+  | { kind: 'rejected'; value: Required<ErrorResponse> };
+
+/** A rejection from the table. */
+export function rejection(errorCode: SimulatorErrorCode, errorMessage: string): Answer {
+  return { kind: 'rejected', value: { statusCode: REJECTIONS[errorCode], errorCode, errorMessage } };
+}
+
+/** A scripted rejection: the error code defaults to the table's code for the status. */
+export function scriptedRejection(statusCode: number, errorCode?: string, errorMessage?: string): Answer {
+  return {
+    kind: 'rejected',
+    value: {
+      statusCode,
+      errorCode: errorCode ?? defaultErrorCode(statusCode),
+      errorMessage: errorMessage ?? `Rejected by the simulator's fault script (${statusCode}).`,
+    },
+  };
+}
+
+function defaultErrorCode(statusCode: number): string {
+  if (statusCode >= 500) return 'InternalFailure';
+  const match = Object.entries(REJECTIONS).find(([, status]) => status === statusCode);
+  return match?.[0] ?? 'InvalidRequest';
+}
+
+/** Bytes that do not decode in `format`: JSON cut off mid-object, CBOR announcing more than it holds. */
+export function malformedPayload(format: PayloadFormat): Buffer {
+  return format === 'json' ? Buffer.from('{"certificateId": "', 'utf8') : Buffer.from([0xa2, 0x61, 0x61]);
+}
+
+/** A payload that decodes but breaks the operation's accepted schema (missing fields, wrong types). */
+export function wrongShapePayload(operation: OperationName, format: PayloadFormat): Buffer {
+  const value =
+    operation === 'RegisterThing'
+      ? { deviceConfiguration: { nested: { not: 'a string' } }, thingName: 7 }
+      : { certificateId: 42, certificatePem: '' };
+  return encodePayload(value, format);
+}
+
+/** A payload larger than AWS's 128 KiB message limit, otherwise shaped like an accepted answer. */
+export function oversizedPayload(operation: OperationName, format: PayloadFormat): Buffer {
+  const filler = 'A'.repeat(MAX_PAYLOAD_BYTES + 1024);
+  const value =
+    operation === 'RegisterThing'
+      ? { deviceConfiguration: { filler }, thingName: 'oversized' }
+      : {
+          certificateId: 'oversized',
+          certificatePem: filler,
+          privateKey: 'x',
+          certificateOwnershipToken: 'x',
+        };
+  return encodePayload(value, format);
+}

@@ -1,0 +1,372 @@
+/**
+ * The simulator: the broker, the service, the registry, the fault script and the log, wired together.
+ * Every request goes broker → policy → fault script → service → answer, and every step is logged.
+ */
+import { EventEmitter } from 'node:events';
+import { encodePayload } from '../codec.js';
+import { InvalidArgumentError } from '../errors.js';
+import { operationTopics, type ParsedTopic, parseTopic } from '../topics.js';
+import {
+  type Answer,
+  malformedPayload,
+  oversizedPayload,
+  scriptedRejection,
+  wrongShapePayload,
+} from './answers.js';
+import { type BrokerConnection, type RunningBroker, startBroker } from './broker.js';
+import { Faults } from './faults.js';
+import { loadOrCreateIdentity, type SimulatorIdentity } from './identity.js';
+import { mayPublish, maySubscribe, type Role } from './policy.js';
+import { RateLimiter } from './rate-limit.js';
+import { Registry } from './registry.js';
+import { RequestLog } from './request-log.js';
+import { ProvisioningService } from './service.js';
+import { DEFAULT_TEMPLATES, validateTemplates } from './templates.js';
+import type {
+  CertificateRecord,
+  Fault,
+  RequestLogEntry,
+  Simulator,
+  SimulatorOptions,
+  ThingRecord,
+} from './types.js';
+
+/** A request the service is to answer, with the topic it came on. */
+type Request = ParsedTopic & { kind: 'request' };
+
+/** The running simulator behind {@link Simulator}. */
+class FleetProvisioningSimulator extends EventEmitter implements Simulator {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly caCertificate: string;
+  readonly claimCertificate: string;
+  readonly claimPrivateKey: string;
+  readonly claimCertificateId: string;
+  readonly faults: Faults;
+  readonly #registry: Registry;
+  readonly #log: RequestLog;
+  readonly #service: ProvisioningService;
+  readonly #abort: AbortController;
+  readonly #inFlight = new Set<Promise<void>>();
+  #broker: RunningBroker | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(parts: {
+    identity: SimulatorIdentity;
+    registry: Registry;
+    faults: Faults;
+    service: ProvisioningService;
+    log: RequestLog;
+    abort: AbortController;
+    broker: RunningBroker;
+    tls: boolean;
+  }) {
+    super();
+    this.#registry = parts.registry;
+    this.#log = parts.log;
+    this.#service = parts.service;
+    this.#abort = parts.abort;
+    this.#broker = parts.broker;
+    this.faults = parts.faults;
+    this.host = parts.broker.host;
+    this.port = parts.broker.port;
+    const shownHost = this.host.includes(':') ? `[${this.host}]` : this.host;
+    this.url = `${parts.tls ? 'mqtts' : 'mqtt'}://${shownHost}:${this.port}`;
+    this.caCertificate = parts.identity.ca.certificatePem;
+    this.claimCertificate = parts.identity.claim.certificatePem;
+    this.claimPrivateKey = parts.identity.claim.privateKeyPem;
+    this.claimCertificateId = parts.identity.claimCertificateId;
+  }
+
+  things(): ThingRecord[] {
+    return this.#registry.things();
+  }
+
+  certificates(): CertificateRecord[] {
+    return this.#registry.certificates();
+  }
+
+  requests(clientId?: string): RequestLogEntry[] {
+    return this.#log.list(clientId);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#abort.abort();
+      const broker = this.#broker;
+      this.#broker = undefined;
+      await broker?.close();
+      await Promise.allSettled([...this.#inFlight]);
+    })();
+    return this.#closing;
+  }
+
+  /** PUBLISH from a client: policy, then (for a request) the fault script and the service. */
+  onPublish(connection: BrokerConnection, topic: string, payload: Buffer): boolean {
+    const parsed = parseTopic(topic);
+    const described = describe(parsed);
+    if (!mayPublish(connection.role, topic)) {
+      this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: false });
+      return false;
+    }
+    if (parsed?.kind !== 'request') {
+      this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: true });
+      return true;
+    }
+    const request: Request = { ...parsed, kind: 'request' };
+    const fault = this.faults.takeForRequest(request.operation);
+    this.#log.add({
+      clientId: connection.clientId,
+      type: 'publish',
+      topic,
+      ...described,
+      allowed: true,
+      ...(fault === undefined ? {} : { fault: fault.type }),
+    });
+    if (fault?.type === 'disconnect') return false;
+    const work = this.#respond(connection, request, payload, fault).finally(() =>
+      this.#inFlight.delete(work),
+    );
+    this.#inFlight.add(work);
+    return true;
+  }
+
+  /** SUBSCRIBE: policy, then a scripted refusal of the operation's answer topics. */
+  onSubscribe(connection: BrokerConnection, filter: string, packet: Map<string, boolean>): boolean {
+    const parsed = parseTopic(filter);
+    let granted = maySubscribe(connection.role, filter);
+    let refused = false;
+    if (granted && parsed !== undefined && parsed.kind !== 'request') {
+      refused = packet.get(parsed.operation) ?? this.faults.takeForSubscribe(parsed.operation);
+      packet.set(parsed.operation, refused);
+      granted = !refused;
+    }
+    this.#log.add({
+      clientId: connection.clientId,
+      type: 'subscribe',
+      topic: filter,
+      ...describe(parsed),
+      allowed: granted,
+      ...(refused ? { fault: 'refuseSubscribe' as const } : {}),
+    });
+    return granted;
+  }
+
+  onUnsubscribe(connection: BrokerConnection, filter: string): void {
+    this.#log.add({
+      clientId: connection.clientId,
+      type: 'unsubscribe',
+      topic: filter,
+      ...describe(parseTopic(filter)),
+    });
+  }
+
+  /** CONNECT: the claim certificate, an ACTIVE device certificate, or (plain MQTT) anyone. */
+  onConnect(
+    attempt: { clientId: string; certificateId?: string; alpnProtocol?: string },
+    tls: boolean,
+  ): Role | undefined {
+    let role: Role | undefined;
+    let shown: RequestLogEntry['role'] = 'unknown';
+    if (!tls) {
+      role = shown = 'anonymous';
+    } else if (attempt.certificateId === this.claimCertificateId) {
+      role = shown = 'claim';
+    } else if (attempt.certificateId !== undefined) {
+      const status = this.#registry.statusOf(attempt.certificateId);
+      if (status !== undefined) shown = 'device';
+      // PENDING_ACTIVATION and INACTIVE certificates are refused, as AWS refuses them.
+      if (status === 'ACTIVE') role = 'device';
+    }
+    this.#log.add({
+      clientId: attempt.clientId,
+      type: 'connect',
+      role: shown,
+      allowed: role !== undefined,
+      ...(attempt.certificateId === undefined ? {} : { certificateId: attempt.certificateId }),
+      ...(attempt.alpnProtocol === undefined ? {} : { alpnProtocol: attempt.alpnProtocol }),
+    });
+    return role;
+  }
+
+  /** A TLS handshake that failed never reaches CONNECT: it is logged with an empty client id. */
+  onHandshakeFailed(): void {
+    this.#log.add({ clientId: '', type: 'connect', role: 'unknown', allowed: false });
+  }
+
+  async #respond(
+    connection: BrokerConnection,
+    request: Request,
+    payload: Buffer,
+    fault: Fault | undefined,
+  ): Promise<void> {
+    const send = (kind: 'accepted' | 'rejected', bytes: Buffer, extra: Partial<RequestLogEntry> = {}) =>
+      this.#send(connection, request, kind, bytes, {
+        ...extra,
+        ...(fault === undefined ? {} : { fault: fault.type }),
+      });
+    const answer = (a: Answer) => send(a.kind, encodePayload(a.value, request.format), rejectedFields(a));
+    const normal = () =>
+      this.#service.handle({
+        operation: request.operation,
+        format: request.format,
+        ...(request.templateName === undefined ? {} : { templateName: request.templateName }),
+        payload,
+        clientId: connection.clientId,
+        ...(connection.certificateId === undefined ? {} : { certificateId: connection.certificateId }),
+      });
+    switch (fault?.type) {
+      case undefined:
+      case 'normal':
+      case 'disconnect':
+      case 'refuseSubscribe':
+        return answer(await normal());
+      case 'reject':
+        return answer(scriptedRejection(fault.statusCode, fault.errorCode, fault.errorMessage));
+      case 'silent':
+        return;
+      case 'delay': {
+        const result = await normal();
+        if (await this.#sleep(fault.ms)) await answer(result);
+        return;
+      }
+      case 'duplicate': {
+        const result = await normal();
+        await answer(result);
+        return answer(result);
+      }
+      case 'acceptThenReject':
+        await answer(await normal());
+        return answer(
+          scriptedRejection(500, 'InternalFailure', 'Rejected after an accepted answer (fault script).'),
+        );
+      case 'malformed':
+        return send('accepted', malformedPayload(request.format));
+      case 'wrongShape':
+        return send('accepted', wrongShapePayload(request.operation, request.format));
+      case 'oversized':
+        return send('accepted', oversizedPayload(request.operation, request.format));
+    }
+  }
+
+  async #send(
+    connection: BrokerConnection,
+    request: Request,
+    kind: 'accepted' | 'rejected',
+    bytes: Buffer,
+    extra: Partial<RequestLogEntry>,
+  ): Promise<void> {
+    const broker = this.#broker;
+    if (broker === undefined) return;
+    const topic = operationTopics(request.operation, request.format, request.templateName ?? '')[kind];
+    await broker.sendAnswer(connection, topic, bytes);
+    if (this.#broker === undefined) return;
+    const entry = this.#log.add({
+      clientId: connection.clientId,
+      type: 'answer',
+      topic,
+      operation: request.operation,
+      kind,
+      format: request.format,
+      ...extra,
+    });
+    this.emit('answer', entry);
+  }
+
+  /** Wait `ms`; false when the simulator closed meanwhile. */
+  #sleep(ms: number): Promise<boolean> {
+    const signal = this.#abort.signal;
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+function describe(parsed: ParsedTopic | undefined): Partial<RequestLogEntry> {
+  if (parsed === undefined) return {};
+  return { operation: parsed.operation, kind: parsed.kind, format: parsed.format };
+}
+
+function rejectedFields(answer: Answer): Partial<RequestLogEntry> {
+  if (answer.kind !== 'rejected') return {};
+  return { statusCode: answer.value.statusCode, errorCode: answer.value.errorCode };
+}
+
+/**
+ * Start a local AWS IoT Fleet Provisioning simulator.
+ * @throws {InvalidArgumentError} on a bad template name or option.
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const templates = options.templates ?? DEFAULT_TEMPLATES;
+  validateTemplates(templates);
+  const rate = options.requestsPerSecond;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+    throw new InvalidArgumentError('requestsPerSecond must be a positive number.');
+  }
+  const serverKeyType = options.serverKeyType ?? 'rsa-2048';
+  if (serverKeyType !== 'rsa-2048' && serverKeyType !== 'ec-p256') {
+    throw new InvalidArgumentError('serverKeyType must be "rsa-2048" or "ec-p256".');
+  }
+  const now = options.now ?? Date.now;
+  const tls = options.tls ?? true;
+  const identity = await loadOrCreateIdentity(options.identityDir);
+  const registry = new Registry(now);
+  const faults = new Faults();
+  const abort = new AbortController();
+  let simulator: FleetProvisioningSimulator | undefined;
+  const log = new RequestLog({
+    limit: options.requestLogLimit ?? 100_000,
+    now,
+    onEntry: (entry) => simulator?.emit('request', entry),
+  });
+  const service = new ProvisioningService({
+    identity,
+    registry,
+    templates: { ...templates },
+    serverKeyType,
+    hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
+    signal: abort.signal,
+    ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),
+  });
+  const broker = await startBroker({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    ...(tls
+      ? {
+          tls: {
+            key: identity.server.privateKeyPem,
+            cert: identity.server.certificatePem,
+            ca: identity.ca.certificatePem,
+          },
+        }
+      : {}),
+    hooks: {
+      connect: (attempt) => simulator?.onConnect(attempt, tls),
+      handshakeFailed: () => simulator?.onHandshakeFailed(),
+      subscribe: (connection, filter, packet) => simulator?.onSubscribe(connection, filter, packet) ?? false,
+      unsubscribe: (connection, filter) => simulator?.onUnsubscribe(connection, filter),
+      publish: (connection, topic, payload) => simulator?.onPublish(connection, topic, payload) ?? false,
+    },
+  });
+  simulator = new FleetProvisioningSimulator({
+    identity,
+    registry,
+    faults,
+    service,
+    log,
+    abort,
+    broker,
+    tls,
+  });
+  return simulator;
+}

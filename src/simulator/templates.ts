@@ -1,0 +1,146 @@
+/**
+ * Provisioning templates, reduced to what RegisterThing's answer depends on: required parameters, a thing
+ * name and a device configuration rendered from `{{Parameter}}` placeholders, and the pre-provisioning hook
+ * with AWS's input shape and time limit.
+ */
+
+import { StringMapSchema } from '../schemas.js';
+import { assertTemplateName } from '../topics.js';
+import type { PreProvisioningHookInput, TemplateDefinition } from './types.js';
+
+/** The template every simulator has unless told otherwise. */
+export const DEFAULT_TEMPLATES: Readonly<Record<string, TemplateDefinition>> = {
+  DemoTemplate: { thingName: '{{SerialNumber}}', requiredParameters: ['SerialNumber'] },
+};
+
+/** The account the simulated ARNs name. */
+export const SIMULATED_ACCOUNT = 'arn:aws:iot:us-east-1:123456789012';
+
+/** AWS's thing-name rule. */
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+const PLACEHOLDER = /\{\{\s*([^{}\s]+)\s*\}\}/g;
+
+/** What running a template gives: the answer's fields, or a rejection (status 400 or 403). */
+export type TemplateOutcome =
+  | {
+      ok: true;
+      thingName?: string;
+      deviceConfiguration: Record<string, string>;
+      parameters: Record<string, string>;
+    }
+  | {
+      ok: false;
+      statusCode: 400 | 403;
+      errorCode: 'InvalidParameters' | 'AccessDenied';
+      errorMessage: string;
+    };
+
+/** Check template names and definitions once, at start. */
+export function validateTemplates(templates: Record<string, TemplateDefinition>): void {
+  for (const name of Object.keys(templates)) assertTemplateName(name);
+}
+
+/** The ARN of a template, as the hook receives it. */
+export function templateArn(name: string): string {
+  return `${SIMULATED_ACCOUNT}:provisioningtemplate/${name}`;
+}
+
+/**
+ * Run `template`: the hook first (it may override parameters), then the required parameters, then the
+ * rendering. `signal` aborts the wait for the hook when the simulator closes.
+ */
+export async function runTemplate(
+  template: TemplateDefinition,
+  hookInput: PreProvisioningHookInput,
+  options: { hookTimeoutMs: number; signal: AbortSignal },
+): Promise<TemplateOutcome> {
+  let parameters = { ...hookInput.parameters };
+  if (template.preProvisioningHook !== undefined) {
+    const verdict = await callHook(template, hookInput, options);
+    if (!verdict.ok)
+      return { ok: false, statusCode: 403, errorCode: 'AccessDenied', errorMessage: verdict.reason };
+    parameters = { ...parameters, ...verdict.overrides };
+  }
+  const builtIns = { 'AWS::IoT::Certificate::Id': hookInput.certificateId };
+  const values: Record<string, string> = { ...builtIns, ...parameters };
+  for (const required of template.requiredParameters ?? []) {
+    if (values[required] === undefined) return invalid(`The template requires the parameter ${required}.`);
+  }
+  const render = (text: string): string | { missing: string } => {
+    let missing: string | undefined;
+    const out = text.replace(PLACEHOLDER, (_match, name: string) => {
+      const value = values[name];
+      if (value === undefined) missing ??= name;
+      return value ?? '';
+    });
+    return missing === undefined ? out : { missing };
+  };
+  const deviceConfiguration: Record<string, string> = {};
+  for (const [key, raw] of Object.entries(template.deviceConfiguration ?? {})) {
+    const value = render(raw);
+    if (typeof value !== 'string') return invalid(`The template requires the parameter ${value.missing}.`);
+    deviceConfiguration[key] = value;
+  }
+  if (template.thingName === undefined) return { ok: true, deviceConfiguration, parameters };
+  const thingName = render(template.thingName);
+  if (typeof thingName !== 'string')
+    return invalid(`The template requires the parameter ${thingName.missing}.`);
+  if (!THING_NAME.test(thingName)) {
+    return invalid('The thing name the template made is not valid: use 1 to 128 of [a-zA-Z0-9:_-].');
+  }
+  return { ok: true, thingName, deviceConfiguration, parameters };
+}
+
+function invalid(errorMessage: string): TemplateOutcome {
+  return { ok: false, statusCode: 400, errorCode: 'InvalidParameters', errorMessage };
+}
+
+type HookVerdict = { ok: true; overrides: Record<string, string> } | { ok: false; reason: string };
+
+async function callHook(
+  template: TemplateDefinition,
+  input: PreProvisioningHookInput,
+  options: { hookTimeoutMs: number; signal: AbortSignal },
+): Promise<HookVerdict> {
+  const hook = template.preProvisioningHook;
+  if (hook === undefined) return { ok: true, overrides: {} };
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const late = new Promise<HookVerdict>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          ok: false,
+          reason: `The pre-provisioning hook did not answer within ${options.hookTimeoutMs} ms.`,
+        }),
+      options.hookTimeoutMs,
+    );
+    onAbort = () => resolve({ ok: false, reason: 'The simulator closed while the hook ran.' });
+    options.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const answered = (async (): Promise<HookVerdict> => {
+    let result: unknown;
+    try {
+      result = await hook({ ...input, parameters: { ...input.parameters } });
+    } catch {
+      return { ok: false, reason: 'The pre-provisioning hook failed.' };
+    }
+    if (typeof result !== 'object' || result === null || !('allowProvisioning' in result)) {
+      return { ok: false, reason: 'The pre-provisioning hook answered without allowProvisioning.' };
+    }
+    if (result.allowProvisioning !== true)
+      return { ok: false, reason: 'The pre-provisioning hook denied provisioning.' };
+    const overrides = 'parameterOverrides' in result ? result.parameterOverrides : undefined;
+    if (overrides === undefined) return { ok: true, overrides: {} };
+    const parsed = StringMapSchema.safeParse(overrides);
+    if (!parsed.success)
+      return { ok: false, reason: 'The pre-provisioning hook sent invalid parameterOverrides.' };
+    return { ok: true, overrides: parsed.data };
+  })();
+  try {
+    return await Promise.race([answered, late]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) options.signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The public shapes of the simulator: its options, its templates, what it records, and the faults a test
+ * can script. Kept apart from the code so that users' tests can import the types alone.
+ */
+import type { EventEmitter } from 'node:events';
+import type { OperationName } from '../errors.js';
+import type { PayloadFormat } from '../topics.js';
+
+/** What AWS hands a pre-provisioning hook (a Lambda on AWS, a function here). */
+export interface PreProvisioningHookInput {
+  /** The certificate id of the connection that sent RegisterThing (the claim certificate). */
+  claimCertificateId: string;
+  /** The certificate being provisioned. */
+  certificateId: string;
+  certificatePem: string;
+  /** `arn:aws:iot:<region>:<account>:provisioningtemplate/<name>`. */
+  templateArn: string;
+  /** The MQTT client id of the connection that sent RegisterThing. */
+  clientId: string;
+  /** The parameters of the RegisterThing request. */
+  parameters: Record<string, string>;
+}
+
+/** What a pre-provisioning hook answers. */
+export interface PreProvisioningHookResult {
+  allowProvisioning: boolean;
+  /** Replace or add template parameters before the template runs. */
+  parameterOverrides?: Record<string, string>;
+}
+
+/** A pre-provisioning hook: must answer within the simulator's hook limit (5 s, as on AWS). */
+export type PreProvisioningHook = (
+  input: PreProvisioningHookInput,
+) => PreProvisioningHookResult | Promise<PreProvisioningHookResult>;
+
+/** A provisioning template, reduced to what RegisterThing's answer and the registry depend on. */
+export interface TemplateDefinition {
+  /** Thing name, with `{{Parameter}}` placeholders (e.g. `sensor-{{SerialNumber}}`). Absent: no thing is made. */
+  thingName?: string;
+  /** Returned in RegisterThing's answer; values may hold `{{Parameter}}` placeholders too. */
+  deviceConfiguration?: Record<string, string>;
+  /** Parameters RegisterThing must carry; a missing one is answered 400 `InvalidParameters`. */
+  requiredParameters?: string[];
+  /** Runs before the template; a denial, an error or a late answer is answered 403 `AccessDenied`. */
+  preProvisioningHook?: PreProvisioningHook;
+  /** The status RegisterThing gives the certificate. Default `'ACTIVE'`; `'INACTIVE'` still cannot connect. */
+  certificateStatus?: 'ACTIVE' | 'INACTIVE';
+}
+
+/** Options of `startSimulator`. */
+export interface SimulatorOptions {
+  /** Interface to listen on. Default `'127.0.0.1'`. */
+  host?: string;
+  /** Port to listen on. Default `0` (a free port). */
+  port?: number;
+  /** Mutual TLS (client certificate required, checked against the simulator's CA). Default `true`. */
+  tls?: boolean;
+  /** Provisioning templates by name. Default: `DemoTemplate`, naming the thing after `SerialNumber`. */
+  templates?: Record<string, TemplateDefinition>;
+  /** Key type CreateKeysAndCertificate makes. Default `'rsa-2048'` as AWS; `'ec-p256'` is far faster. */
+  serverKeyType?: 'rsa-2048' | 'ec-p256';
+  /** Load the CA, server and claim credentials from here, or make them and save them here. */
+  identityDir?: string;
+  /** Clock in ms for token expiry, the rate limit and the log. Default `Date.now`. */
+  now?: () => number;
+  /** Requests per second over all clients; beyond it requests are answered 429 `ThrottlingException`. */
+  requestsPerSecond?: number;
+  /** How long a pre-provisioning hook may take, in ms. Default 5,000 as on AWS. */
+  hookTimeoutMs?: number;
+  /** How many request-log entries to keep (oldest dropped first). Default 100,000. */
+  requestLogLimit?: number;
+}
+
+/** A thing that RegisterThing made. */
+export interface ThingRecord {
+  thingName: string;
+  /** The certificate attached to it by the latest RegisterThing. */
+  certificateId: string;
+  templateName: string;
+  /** The parameters the template ran with (overrides applied). */
+  parameters: Record<string, string>;
+  createdAt: Date;
+}
+
+/** The lifecycle of a certificate the simulator issued. */
+export type CertificateStatus = 'PENDING_ACTIVATION' | 'ACTIVE' | 'INACTIVE';
+
+/** A certificate the simulator issued. */
+export interface CertificateRecord {
+  /** SHA-256 of the DER certificate, 64 lowercase hex digits (as AWS's ids are). */
+  certificateId: string;
+  status: CertificateStatus;
+  /** The thing it is attached to, once RegisterThing made one. */
+  thingName?: string;
+  /** Which operation issued it. */
+  issuedBy: 'CreateKeysAndCertificate' | 'CreateCertificateFromCsr';
+  certificatePem: string;
+  createdAt: Date;
+}
+
+/** What a log entry records. */
+export type RequestLogType = 'connect' | 'subscribe' | 'unsubscribe' | 'publish' | 'answer';
+
+/** One thing a client did (or was sent), in the order the simulator saw it. */
+export interface RequestLogEntry {
+  clientId: string;
+  type: RequestLogType;
+  /** The topic (filter, for subscribe and unsubscribe). */
+  topic?: string;
+  /** Set when the topic is one of the service's. */
+  operation?: OperationName;
+  /** `request`, `accepted` or `rejected` when the topic is one of the service's. */
+  kind?: 'request' | 'accepted' | 'rejected';
+  format?: PayloadFormat;
+  /** False when the simulator refused it (CONNACK 5, SUBACK 0x80, a publish that closed the connection). */
+  allowed?: boolean;
+  /** connect: who the client is. `anonymous` on plain MQTT, which has no certificate. */
+  role?: 'claim' | 'device' | 'anonymous' | 'unknown';
+  /** connect: the certificate the client presented. */
+  certificateId?: string;
+  /** connect: the ALPN protocol agreed on, when the client offered one. */
+  alpnProtocol?: string;
+  /** answer: the status code of a rejected answer. */
+  statusCode?: number;
+  /** answer: the error code of a rejected answer. */
+  errorCode?: string;
+  /** publish of a request, and its answers: the fault applied, when one was scripted. */
+  fault?: Fault['type'];
+  /** The simulator's clock (`options.now`) in ms. */
+  at: number;
+}
+
+/** An answer the simulator sent, as the `answer` event gives it. */
+export interface AnswerEvent {
+  clientId: string;
+  topic: string;
+  operation: OperationName;
+  kind: 'accepted' | 'rejected';
+}
+
+/** One misbehaviour a test can script. */
+export type Fault =
+  | { type: 'normal' }
+  | { type: 'reject'; statusCode: number; errorCode?: string; errorMessage?: string }
+  /** Never answer. */
+  | { type: 'silent' }
+  /** Answer normally after `ms`. */
+  | { type: 'delay'; ms: number }
+  /** The same answer twice. */
+  | { type: 'duplicate' }
+  /** The normal answer, then a 500 on the rejected topic. */
+  | { type: 'acceptThenReject' }
+  /** Bytes that do not decode in the request's format, on the accepted topic. */
+  | { type: 'malformed' }
+  /** A payload that decodes but violates the accepted schema. */
+  | { type: 'wrongShape' }
+  /** A payload over 128 KiB on the accepted topic. */
+  | { type: 'oversized' }
+  /** SUBACK 0x80 for the operation's answer topics (counts SUBSCRIBE packets, not requests). */
+  | { type: 'refuseSubscribe' }
+  /** Drop the connection on receiving the request, before any PUBACK. */
+  | { type: 'disconnect' };
+
+/** The fault script of a simulator: what to do instead of answering normally. */
+export interface FaultScript {
+  /**
+   * For the next `times` requests of `operation` (default 1; `Infinity` for all of them), do `fault`
+   * instead of answering normally. Scripts queue up: a second call takes effect when the first is used up.
+   */
+  script(operation: OperationName, fault: Fault, options?: { times?: number }): void;
+  /** Forget every scripted fault. */
+  clear(): void;
+}
+
+/** A running simulator. */
+export interface Simulator extends EventEmitter {
+  /** `mqtts://127.0.0.1:PORT` (or `mqtt://…` with `tls: false`). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** PEM of the CA that signed the server, the claim and every issued certificate. */
+  readonly caCertificate: string;
+  /** PEM of the claim certificate. */
+  readonly claimCertificate: string;
+  /** PEM of the claim certificate's private key. */
+  readonly claimPrivateKey: string;
+  /** The claim certificate's id. */
+  readonly claimCertificateId: string;
+  readonly faults: FaultScript;
+  /** The things made so far, oldest first. */
+  things(): ThingRecord[];
+  /** The certificates issued so far (and not deleted for expiry), oldest first. */
+  certificates(): CertificateRecord[];
+  /** The log, in order; only one client's entries when `clientId` is given. */
+  requests(clientId?: string): RequestLogEntry[];
+  /** End every connection and timer; resolves when everything is released. */
+  close(): Promise<void>;
+  on(event: 'request', listener: (entry: RequestLogEntry) => void): this;
+  on(event: 'answer', listener: (answer: AnswerEvent & RequestLogEntry) => void): this;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): this;
+}
