@@ -141,6 +141,8 @@ export async function startBroker(options: {
 
   const sockets = new Set<Socket>();
   const track = (socket: Socket): void => {
+    // Small packets (SUBACK, PUBACK, an answer) must not wait for Nagle and delayed ACKs: 40 ms each here.
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };

@@ -260,8 +260,7 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
     const broker = this.#broker;
     if (broker === undefined) return;
     const topic = operationTopics(request.operation, request.format, request.templateName ?? '')[kind];
-    await broker.sendAnswer(connection, topic, bytes);
-    if (this.#broker === undefined) return;
+    // Logged as it goes out, so the log never shows an answer after something the client did on receiving it.
     const entry = this.#log.add({
       clientId: connection.clientId,
       type: 'answer',
@@ -272,6 +271,7 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
       ...extra,
     });
     this.emit('answer', entry);
+    await broker.sendAnswer(connection, topic, bytes);
   }
 
   /** Wait `ms`; false when the simulator closed meanwhile. */

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodePayload, encodePayload } from '../../src/codec.js';
 import type { OperationName } from '../../src/errors.js';
@@ -34,16 +33,21 @@ export function connectTo(
  */
 export function connectOutcome(
   sim: Simulator,
-  credentials?: Credentials,
+  /** `null`: offer no client certificate at all. */
+  credentials?: Credentials | null,
   options: IClientOptions = {},
 ): Promise<'connected' | number | string> {
-  const tls = sim.url.startsWith('mqtts://')
-    ? {
-        ca: sim.caCertificate,
-        cert: credentials?.cert ?? sim.claimCertificate,
-        key: credentials?.key ?? sim.claimPrivateKey,
-      }
-    : {};
+  let tls: IClientOptions = {};
+  if (sim.url.startsWith('mqtts://')) {
+    tls =
+      credentials === null
+        ? { ca: sim.caCertificate }
+        : {
+            ca: sim.caCertificate,
+            cert: credentials?.cert ?? sim.claimCertificate,
+            key: credentials?.key ?? sim.claimPrivateKey,
+          };
+  }
   const client = mqtt.connect(sim.url, { reconnectPeriod: 0, connectTimeout: 5_000, ...tls, ...options });
   return new Promise((resolve) => {
     const finish = (outcome: 'connected' | number | string) => {
@@ -140,5 +144,5 @@ export function field(answer: AnswerSeen, name: string): string {
 /** Wait until `client` is closed by the other side. */
 export async function closedByServer(client: MqttClient): Promise<void> {
   if (!client.connected) return;
-  await once(client, 'close');
+  await new Promise<void>((resolve) => client.once('close', () => resolve()));
 }
