@@ -2,7 +2,6 @@
  * FleetProvisioningClient when the connection misbehaves: drops mid-call and reconnects (items 14, 15),
  * a broker that never acknowledges (item 16), and 1,000 calls with mixed outcomes (item 18).
  */
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
 import { FleetProvisioningError } from '../../src/errors.js';
@@ -44,6 +43,11 @@ function requestCount(device: MqttClient, operation: string, count: number): Pro
   });
 }
 
+/** Resolves on the client's next CONNACK. */
+function nextConnect(device: MqttClient): Promise<void> {
+  return new Promise((resolve) => device.once('connect', () => resolve()));
+}
+
 describe('the connection drops mid-call (item 14)', () => {
   it('control: a bare mqtt.js QoS 1 request IS sent again after a reconnect', async () => {
     const device = await connectTo(sim, undefined, { reconnectPeriod: 20 });
@@ -60,7 +64,7 @@ describe('the connection drops mid-call (item 14)', () => {
     const device = await connectTo(sim, undefined, { reconnectPeriod: 20 });
     const client = new FleetProvisioningClient(device, { timeoutMs: 60_000 });
     sim.faults.script('CreateKeysAndCertificate', { type: 'disconnect' });
-    const reconnected = once(device, 'connect');
+    const reconnected = nextConnect(device);
     await expect(client.createKeysAndCertificate()).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
     await reconnected;
     // A new call on the new connection works, and comes after whatever mqtt.js would have replayed.
@@ -83,7 +87,7 @@ describe('the connection drops mid-call (item 14)', () => {
       code: 'CONNECTION_LOST',
     });
     expect(engineFor(device).pending).toBe(0);
-    const reconnected = once(device, 'connect');
+    const reconnected = nextConnect(device);
     device.reconnect();
     await reconnected;
     await expect(client.createKeysAndCertificate()).resolves.toHaveProperty('certificateId');
