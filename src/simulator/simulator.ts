@@ -32,7 +32,7 @@ import type {
 } from './types.js';
 
 /** A request the service is to answer, with the topic it came on. */
-type Request = ParsedTopic & { kind: 'request' };
+type Request = ParsedTopic & { kind: 'request'; requestId?: number };
 
 /** The running simulator behind {@link Simulator}. */
 class FleetProvisioningSimulator extends EventEmitter implements Simulator {
@@ -50,6 +50,7 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
   readonly #abort: AbortController;
   readonly #inFlight = new Set<Promise<void>>();
   #broker: RunningBroker | undefined;
+  #requests = 0;
   #closing: Promise<void> | undefined;
 
   constructor(parts: {
@@ -116,7 +117,10 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
     }
     const request: Request = { ...parsed, kind: 'request' };
     const fault = this.faults.takeForRequest(request.operation);
+    this.#requests += 1;
+    const requestId = this.#requests;
     this.#log.add({
+      requestId,
       clientId: connection.clientId,
       type: 'publish',
       topic,
@@ -125,7 +129,7 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
       ...(fault === undefined ? {} : { fault: fault.type }),
     });
     if (fault?.type === 'disconnect') return false;
-    const work = this.#respond(connection, request, payload, fault).finally(() =>
+    const work = this.#respond(connection, { ...request, requestId }, payload, fault).finally(() =>
       this.#inFlight.delete(work),
     );
     this.#inFlight.add(work);
@@ -268,6 +272,7 @@ class FleetProvisioningSimulator extends EventEmitter implements Simulator {
       operation: request.operation,
       kind,
       format: request.format,
+      ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
       ...extra,
     });
     this.emit('answer', entry);

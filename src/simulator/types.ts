@@ -124,6 +124,8 @@ export interface RequestLogEntry {
   statusCode?: number;
   /** answer: the error code of a rejected answer. */
   errorCode?: string;
+  /** publish of a request, and its answers: a number the request and its answers share (1, 2, 3, …). */
+  requestId?: number;
   /** publish of a request, and its answers: the fault applied, when one was scripted. */
   fault?: Fault['type'];
   /** The simulator's clock (`options.now`) in ms. */
