@@ -22,7 +22,7 @@ describe('the built package', () => {
     expect(existsSync(`${root}dist/simulator/index.js`)).toBe(true);
   });
 
-  it('imports by its package name without loading aedes or @peculiar/x509', async () => {
+  it('imports by its package name without loading aedes, mqtt.js or @peculiar/x509', async () => {
     const { stdout } = await importWithHook(
       "const m = await import('iot-fleet-provisioning'); console.log(Object.keys(m).sort().join(','));",
     );
