@@ -9,13 +9,21 @@ import type { PayloadFormat } from '../topics.js';
 
 /** The error codes the simulator answers with, and their status codes (PROTOCOL.md, "Errors"). */
 export const REJECTIONS = {
+  /** The request does not parse, or fields have the wrong type. */
   InvalidPayload: 400,
+  /** The CSR does not parse, its signature is wrong, or its key is not allowed. */
   InvalidCSR: 400,
+  /** The ownership token is missing, unknown, expired or already used. */
   InvalidCertificateOwnershipToken: 400,
+  /** A parameter the template requires is missing. */
   InvalidParameters: 400,
+  /** The pre-provisioning hook denied, failed or took too long. */
   AccessDenied: 403,
+  /** No such template. */
   ResourceNotFound: 404,
+  /** Over the configured request rate. */
   ThrottlingException: 429,
+  /** The simulator was told to fail. */
   InternalFailure: 500,
 } as const;
 
@@ -24,8 +32,18 @@ export type SimulatorErrorCode = keyof typeof REJECTIONS;
 
 /** An answer before encoding. */
 export type Answer =
-  | { kind: 'accepted'; value: Record<string, unknown> }
-  | { kind: 'rejected'; value: Required<ErrorResponse> };
+  | {
+      /** Sent on the accepted topic. */
+      kind: 'accepted';
+      /** The accepted payload. */
+      value: Record<string, unknown>;
+    }
+  | {
+      /** Sent on the rejected topic. */
+      kind: 'rejected';
+      /** The rejection payload. */
+      value: Required<ErrorResponse>;
+    };
 
 /** A rejection from the table. */
 export function rejection(errorCode: SimulatorErrorCode, errorMessage: string): Answer {

@@ -24,11 +24,17 @@ export interface SimulatorIdentity {
 
 /** The file names in an identity directory. */
 export const IDENTITY_FILES = {
+  /** The simulator's CA: devices pass it as `caCertificate` (it plays Amazon Root CA 1). */
   caCertificate: 'ca.pem.crt',
+  /** The CA's key, so a restarted simulator keeps issuing from the same CA. */
   caPrivateKey: 'ca.private.pem.key',
+  /** The TLS server certificate (SAN `127.0.0.1` and `localhost`). */
   serverCertificate: 'server.pem.crt',
+  /** The TLS server certificate's key. */
   serverPrivateKey: 'server.private.pem.key',
+  /** The claim certificate devices connect with. */
   claimCertificate: 'claim.pem.crt',
+  /** The claim certificate's key. */
   claimPrivateKey: 'claim.private.pem.key',
 } as const;
 

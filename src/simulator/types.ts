@@ -12,6 +12,7 @@ export interface PreProvisioningHookInput {
   claimCertificateId: string;
   /** The certificate being provisioned. */
   certificateId: string;
+  /** The certificate being provisioned, PEM. */
   certificatePem: string;
   /** `arn:aws:iot:<region>:<account>:provisioningtemplate/<name>`. */
   templateArn: string;
@@ -23,6 +24,7 @@ export interface PreProvisioningHookInput {
 
 /** What a pre-provisioning hook answers. */
 export interface PreProvisioningHookResult {
+  /** False denies: RegisterThing is answered 403 `AccessDenied`. */
   allowProvisioning: boolean;
   /** Replace or add template parameters before the template runs. */
   parameterOverrides?: Record<string, string>;
@@ -73,12 +75,15 @@ export interface SimulatorOptions {
 
 /** A thing that RegisterThing made. */
 export interface ThingRecord {
+  /** The thing's name, rendered from the template. */
   thingName: string;
   /** The certificate attached to it by the latest RegisterThing. */
   certificateId: string;
+  /** The template that made it. */
   templateName: string;
   /** The parameters the template ran with (overrides applied). */
   parameters: Record<string, string>;
+  /** When RegisterThing made it (the simulator's clock). */
   createdAt: Date;
 }
 
@@ -89,12 +94,15 @@ export type CertificateStatus = 'PENDING_ACTIVATION' | 'ACTIVE' | 'INACTIVE';
 export interface CertificateRecord {
   /** SHA-256 of the DER certificate, 64 lowercase hex digits (as AWS's ids are). */
   certificateId: string;
+  /** `PENDING_ACTIVATION` until RegisterThing, then the template's status. */
   status: CertificateStatus;
   /** The thing it is attached to, once RegisterThing made one. */
   thingName?: string;
   /** Which operation issued it. */
   issuedBy: 'CreateKeysAndCertificate' | 'CreateCertificateFromCsr';
+  /** The certificate, PEM. */
   certificatePem: string;
+  /** When it was issued (the simulator's clock). */
   createdAt: Date;
 }
 
@@ -103,7 +111,9 @@ export type RequestLogType = 'connect' | 'subscribe' | 'unsubscribe' | 'publish'
 
 /** One thing a client did (or was sent), in the order the simulator saw it. */
 export interface RequestLogEntry {
+  /** The MQTT client id of the connection. */
   clientId: string;
+  /** What happened. */
   type: RequestLogType;
   /** The topic (filter, for subscribe and unsubscribe). */
   topic?: string;
@@ -111,6 +121,7 @@ export interface RequestLogEntry {
   operation?: OperationName;
   /** `request`, `accepted` or `rejected` when the topic is one of the service's. */
   kind?: 'request' | 'accepted' | 'rejected';
+  /** The payload format of the topic, when the topic is one of the service's. */
   format?: PayloadFormat;
   /** False when the simulator refused it (CONNACK 5, SUBACK 0x80, a publish that closed the connection). */
   allowed?: boolean;
@@ -134,34 +145,70 @@ export interface RequestLogEntry {
 
 /** An answer the simulator sent, as the `answer` event gives it. */
 export interface AnswerEvent {
+  /** The client the answer went to. */
   clientId: string;
+  /** The answer topic. */
   topic: string;
+  /** The operation answered. */
   operation: OperationName;
+  /** Which of the two answer topics. */
   kind: 'accepted' | 'rejected';
 }
 
 /** One misbehaviour a test can script. */
 export type Fault =
-  | { type: 'normal' }
-  | { type: 'reject'; statusCode: number; errorCode?: string; errorMessage?: string }
-  /** Never answer. */
-  | { type: 'silent' }
-  /** Answer normally after `ms`. */
-  | { type: 'delay'; ms: number }
-  /** The same answer twice. */
-  | { type: 'duplicate' }
-  /** The normal answer, then a 500 on the rejected topic. */
-  | { type: 'acceptThenReject' }
-  /** Bytes that do not decode in the request's format, on the accepted topic. */
-  | { type: 'malformed' }
-  /** A payload that decodes but violates the accepted schema. */
-  | { type: 'wrongShape' }
-  /** A payload over 128 KiB on the accepted topic. */
-  | { type: 'oversized' }
-  /** SUBACK 0x80 for the operation's answer topics (counts SUBSCRIBE packets, not requests). */
-  | { type: 'refuseSubscribe' }
-  /** Drop the connection on receiving the request, before any PUBACK. */
-  | { type: 'disconnect' };
+  | {
+      /** Answer normally (a queued step that lets one request through). */
+      type: 'normal';
+    }
+  | {
+      /** Answer on the rejected topic. */
+      type: 'reject';
+      /** The rejection's status code (429 and 5xx are the retryable ones). */
+      statusCode: number;
+      /** Default: the simulator's code for the status (`ThrottlingException` for 429, …). */
+      errorCode?: string;
+      /** Default: a message naming the fault script. */
+      errorMessage?: string;
+    }
+  | {
+      /** Never answer. */
+      type: 'silent';
+    }
+  | {
+      /** Answer normally after `ms`. */
+      type: 'delay';
+      /** How long to hold the answer back, in ms. */
+      ms: number;
+    }
+  | {
+      /** The same answer twice. */
+      type: 'duplicate';
+    }
+  | {
+      /** The normal answer, then a 500 on the rejected topic. */
+      type: 'acceptThenReject';
+    }
+  | {
+      /** Bytes that do not decode in the request's format, on the accepted topic. */
+      type: 'malformed';
+    }
+  | {
+      /** A payload that decodes but violates the accepted schema. */
+      type: 'wrongShape';
+    }
+  | {
+      /** A payload over 128 KiB on the accepted topic. */
+      type: 'oversized';
+    }
+  | {
+      /** SUBACK 0x80 for the operation's answer topics (counts SUBSCRIBE packets, not requests). */
+      type: 'refuseSubscribe';
+    }
+  | {
+      /** Drop the connection on receiving the request, before any PUBACK. */
+      type: 'disconnect';
+    };
 
 /** The fault script of a simulator: what to do instead of answering normally. */
 export interface FaultScript {
@@ -178,7 +225,9 @@ export interface FaultScript {
 export interface Simulator extends EventEmitter {
   /** `mqtts://127.0.0.1:PORT` (or `mqtt://…` with `tls: false`). */
   readonly url: string;
+  /** The interface it listens on. */
   readonly host: string;
+  /** The port it listens on (the free one it got, with the default port 0). */
   readonly port: number;
   /** PEM of the CA that signed the server, the claim and every issued certificate. */
   readonly caCertificate: string;
@@ -188,6 +237,7 @@ export interface Simulator extends EventEmitter {
   readonly claimPrivateKey: string;
   /** The claim certificate's id. */
   readonly claimCertificateId: string;
+  /** Script misbehaviour: `sim.faults.script('RegisterThing', { type: 'reject', statusCode: 429 })`. */
   readonly faults: FaultScript;
   /** The things made so far, oldest first. */
   things(): ThingRecord[];
