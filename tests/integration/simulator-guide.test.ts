@@ -85,3 +85,17 @@ describe('device onboarding', () => {
   });
 });
 // --- guide:end
+
+describe('docs/simulator.md', () => {
+  it('shows the example above, line for line, with the package import paths', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const self = await readFile(new URL(import.meta.url), 'utf8');
+    const start = self.indexOf('// --- guide:start\n') + '// --- guide:start\n'.length;
+    const example = self
+      .slice(start, self.indexOf('// --- guide:end'))
+      .replace("'../../src/index.js'", "'iot-fleet-provisioning'")
+      .replace("'../../src/simulator/index.js'", "'iot-fleet-provisioning/simulator'");
+    const doc = await readFile(new URL('../../docs/simulator.md', import.meta.url), 'utf8');
+    expect(doc).toContain(`\`\`\`ts\n${example}\`\`\``);
+  });
+});

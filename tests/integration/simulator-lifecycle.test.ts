@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../src/errors.js';
 import { type RequestLogEntry, startSimulator } from '../../src/simulator/index.js';
 import { operationTopics } from '../../src/topics.js';
 import { closeClients } from '../helpers/mqtt.js';
-import { ask, closedByServer, connectTo, field } from '../helpers/sim-mqtt.js';
+import { ask, closedByServer, connectOutcome, connectTo, field } from '../helpers/sim-mqtt.js';
 
 describe('simulator lifecycle', () => {
   it('refuses bad options before listening', async () => {
@@ -95,6 +95,16 @@ describe('simulator lifecycle', () => {
       'unsubscribe',
       'unsubscribe',
     ]);
+  });
+
+  it('speaks MQTT 3.1.1: an MQTT 5 client is refused at CONNECT (unacceptable protocol version)', async () => {
+    const sim = await startSimulator({ tls: false, serverKeyType: 'ec-p256' });
+    try {
+      expect(await connectOutcome(sim, undefined, { protocolVersion: 5 })).toBe(1);
+      expect(await connectOutcome(sim, undefined, { protocolVersion: 4 })).toBe('connected');
+    } finally {
+      await sim.close();
+    }
   });
 
   it('keeps the log bounded', async () => {
