@@ -12,7 +12,19 @@ export const MAX_PAYLOAD_BYTES = 128 * 1024;
 export type DecodeFailure = 'too-large' | 'malformed';
 
 /** The outcome of {@link decodePayload}. */
-export type DecodeResult = { ok: true; value: unknown } | { ok: false; reason: DecodeFailure };
+export type DecodeResult =
+  | {
+      /** Decoded. */
+      ok: true;
+      /** The decoded value, still unchecked: pass it through a schema. */
+      value: unknown;
+    }
+  | {
+      /** Not decoded. */
+      ok: false;
+      /** Why not. */
+      reason: DecodeFailure;
+    };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

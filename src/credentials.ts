@@ -55,8 +55,11 @@ import { StringMapSchema } from './schemas.js';
 
 /** The file names of a credentials directory (CONTRACT.md, "Files"). */
 export const CREDENTIAL_FILES = {
+  /** The device certificate, mode 0644. */
   certificate: 'certificate.pem.crt',
+  /** The device private key, mode 0600 (absent when you supplied the CSR). */
   privateKey: 'private.pem.key',
+  /** What was provisioned ({@link DeviceJsonSchema}), mode 0644. */
   deviceJson: 'device.json',
 } as const;
 
@@ -71,9 +74,13 @@ const OURS = /^\.(set|tmp)-(\d+)-[0-9a-f]+$/;
 export const DeviceJsonSchema = z.object({
   /** Absent when the template creates no thing. */
   thingName: z.optional(z.string()),
+  /** The device certificate's id. */
   certificateId: z.string().check(z.minLength(1)),
+  /** RegisterThing's `deviceConfiguration`. */
   deviceConfiguration: StringMapSchema,
+  /** The template the device was provisioned with. */
   templateName: z.string(),
+  /** The endpoint it was provisioned at, as a URL (`mqtts://host:8883`). */
   endpoint: z.string(),
   /** ISO 8601. */
   provisionedAt: z.string(),
@@ -83,9 +90,13 @@ export type DeviceJson = z.infer<typeof DeviceJsonSchema>;
 
 /** The final paths of a committed set. `privateKey` is absent when the set has no key (CSR flow). */
 export interface CredentialFiles {
+  /** The credentials directory, absolute. */
   directory: string;
+  /** Path of `certificate.pem.crt`. */
   certificate: string;
+  /** Path of `private.pem.key`; absent when there is no key (you supplied the CSR). */
   privateKey?: string;
+  /** Path of `device.json`. */
   deviceJson: string;
 }
 
@@ -101,7 +112,10 @@ export interface StagedCredentials {
    * and this object counts as committed.
    * @throws {InvalidArgumentError} when called after commit or discard, or with a malformed `device`.
    */
-  commit(device: DeviceJson): Promise<{ files: CredentialFiles }>;
+  commit(device: DeviceJson): Promise<{
+    /** The final paths of the committed set. */
+    files: CredentialFiles;
+  }>;
   /** Drop the staged set. Never throws; a no-op after commit. */
   discard(): Promise<void>;
 }

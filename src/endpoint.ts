@@ -7,7 +7,9 @@ import { InvalidArgumentError } from './errors.js';
 export interface Endpoint {
   /** `mqtts` (mutual TLS, the AWS way) or `mqtt` (plain TCP, for a local broker only). */
   protocol: 'mqtts' | 'mqtt';
+  /** Host name or IP address (IPv6 without brackets). */
   host: string;
+  /** TCP port: 8883 by default for `mqtts`, 1883 for `mqtt`. */
   port: number;
   /** ALPN protocols to offer: `x-amzn-mqtt-ca` on port 443, as AWS IoT requires for MQTT there. */
   alpnProtocols: string[];

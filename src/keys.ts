@@ -26,6 +26,7 @@ export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 
 
 /** A key pair made on the device. `privateKeyPem` is a secret: store it, never log it. */
 export interface DeviceKeyPair {
+  /** The algorithm and size. */
   readonly type: KeyType;
   /** The WebCrypto keys, for signing the CSR. The private key is extractable (it was exported once). */
   readonly keys: webcrypto.CryptoKeyPair;
@@ -117,7 +118,7 @@ function signingAlgorithmFor(key: webcrypto.CryptoKey): SigningAlgorithm {
  * SHA-256 on P-256 and SHA-384 on P-384; RSA PKCS#1 v1.5 with SHA-256). Loads `@peculiar/x509` on
  * first use.
  * @param options.keys the pair from {@link generateKeyPair} (its `keys` field).
- * @param options.subject an X.500 name such as `CN=SN-0042, O=Acme`; default {@link DEFAULT_CSR_SUBJECT}.
+ * @param options.subject an X.500 name such as `CN=SN-0042, O=Acme`; default `CN=AWS IoT Device`.
  * @returns the CSR as PEM (`-----BEGIN CERTIFICATE REQUEST-----`).
  * @throws {InvalidArgumentError} when the subject cannot be parsed or the key cannot sign.
  */

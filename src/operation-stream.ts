@@ -18,9 +18,13 @@ export type StreamCallback<T> = (error: FleetProvisioningError | undefined, resp
 
 /** What a stream reads: one topic of one operation, in one format, against one schema. */
 export interface StreamSpec<T> {
+  /** The operation the topic answers, named in errors. */
   operation: OperationName;
+  /** The exact topic to subscribe to. */
   topic: string;
+  /** How payloads on it are encoded. */
   format: PayloadFormat;
+  /** What every message must match; anything else becomes an `INVALID_RESPONSE` error on the stream. */
   schema: z.ZodMiniType<T>;
 }
 

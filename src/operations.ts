@@ -38,6 +38,7 @@ function spec<Request, Accepted>(s: OperationSpec<Request, Accepted>): Operation
 
 /** The three operations, keyed by name. */
 export const operations = {
+  /** The service makes the key pair and returns it with a new certificate. */
   CreateKeysAndCertificate: spec({
     name: 'CreateKeysAndCertificate',
     templated: false,
@@ -46,6 +47,7 @@ export const operations = {
     acceptedSchema: CreateKeysAndCertificateResponseSchema,
     docs: `${DOCS}#create-keys-cert`,
   }),
+  /** The service signs the device's CSR: the key never leaves the device. */
   CreateCertificateFromCsr: spec({
     name: 'CreateCertificateFromCsr',
     templated: false,
@@ -54,6 +56,7 @@ export const operations = {
     acceptedSchema: CreateCertificateFromCsrResponseSchema,
     docs: `${DOCS}#create-cert-csr`,
   }),
+  /** The service runs the template, makes the thing and activates the certificate. */
   RegisterThing: spec({
     name: 'RegisterThing',
     templated: true,

@@ -17,19 +17,82 @@ import type { MqttTransport } from './transport.js';
  *   CreateCertificateFromCsr, and the key never leaves the device.
  * - `{ csr }`: your own CSR (PEM), for a key kept in a secure element or HSM; no key is returned.
  */
-export type KeySource = 'server' | 'generate' | { generate: KeyType } | { csr: string };
+export type KeySource =
+  | 'server'
+  | 'generate'
+  | {
+      /** The key type to make on the device. */
+      generate: KeyType;
+    }
+  | {
+      /** Your CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`). */
+      csr: string;
+    };
 
 /** A step of provision(), reported to `onProgress`. Never carries a secret. */
 export type ProgressEvent =
-  | { step: 'key'; keyType: KeyType }
-  | { step: 'connecting'; endpoint: string; attempt: number }
-  | { step: 'subscribed'; attempt: number }
-  | { step: 'certificate'; certificateId: string }
-  | { step: 'staged'; directory: string }
-  | { step: 'registered'; thingName: string | undefined }
-  | { step: 'saved'; files: CredentialFiles }
-  | { step: 'verified'; accepted: boolean }
-  | { step: 'retrying'; operation: string; attempt: number; delayMs: number; code: string };
+  | {
+      /** A key pair was made on the device. */
+      step: 'key';
+      /** Its type. */
+      keyType: KeyType;
+    }
+  | {
+      /** Connecting with the claim certificate. */
+      step: 'connecting';
+      /** The endpoint as a URL. */
+      endpoint: string;
+      /** 1 for the first connection, more after a retry. */
+      attempt: number;
+    }
+  | {
+      /** Both answer-topic pairs are subscribed (SUBACK received). */
+      step: 'subscribed';
+      /** The connection attempt this happened on. */
+      attempt: number;
+    }
+  | {
+      /** The device has its certificate, checked against its key or CSR. */
+      step: 'certificate';
+      /** The new certificate's id. */
+      certificateId: string;
+    }
+  | {
+      /** Key and certificate are on disk, not yet at the final paths. */
+      step: 'staged';
+      /** The credentials directory. */
+      directory: string;
+    }
+  | {
+      /** RegisterThing accepted. */
+      step: 'registered';
+      /** The thing made, or undefined when the template makes none. */
+      thingName: string | undefined;
+    }
+  | {
+      /** The credentials are at their final paths. */
+      step: 'saved';
+      /** Their paths. */
+      files: CredentialFiles;
+    }
+  | {
+      /** Reconnected with the new certificate (`verify: true`). */
+      step: 'verified';
+      /** Whether the broker accepted it. */
+      accepted: boolean;
+    }
+  | {
+      /** A retryable failure: trying again after a backoff. */
+      step: 'retrying';
+      /** What failed: `certificate` or `RegisterThing`. */
+      operation: string;
+      /** The number of the try about to start (2 for the first retry). */
+      attempt: number;
+      /** The backoff before it, in ms. */
+      delayMs: number;
+      /** The error code that caused the retry (`REJECTED`, `TIMEOUT`, `CONNECTION_LOST`). */
+      code: string;
+    };
 
 /** What provision() takes. See CONTRACT.md "Layer 4". */
 export interface ProvisionOptions {
@@ -75,8 +138,11 @@ export interface ProvisionOptions {
 export interface ProvisionedDevice {
   /** Absent when the template creates no thing. */
   thingName?: string;
+  /** RegisterThing's `deviceConfiguration` (the template's `DeviceConfiguration`). */
   deviceConfiguration: Record<string, string>;
+  /** The device certificate's id. */
   certificateId: string;
+  /** The device certificate, PEM, now ACTIVE (or as the template says). */
   certificatePem: string;
   /** Present when the key came from the service or was made here; absent with `{ csr }`. */
   privateKey?: string;

@@ -38,7 +38,7 @@ export function rememberSecret(value: string): void {
 
 /**
  * Remove every secret from `text`: PEM blocks, long opaque tokens, and values passed to
- * {@link rememberSecret}.
+ * `rememberSecret()` (the library does that for every key and token it handles).
  */
 export function redact(text: string): string {
   let out = text.replace(PEM_BLOCK, REDACTED).replace(OPAQUE_RUN, REDACTED);

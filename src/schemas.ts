@@ -22,12 +22,15 @@ export const CreateKeysAndCertificateRequestSchema = z.object({});
 
 /** CreateCertificateFromCsr request payload. */
 export const CreateCertificateFromCsrRequestSchema = z.object({
+  /** The CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`). RSA >= 2048 bits or EC P-256/P-384/P-521. */
   certificateSigningRequest: nonEmpty,
 });
 
 /** RegisterThing request payload. */
 export const RegisterThingRequestPayloadSchema = z.object({
+  /** The token that came with the certificate; valid for one hour, usable once. */
   certificateOwnershipToken: nonEmpty,
+  /** The template's parameters, a flat map of strings. */
   parameters: z.optional(StringMapSchema),
 });
 
@@ -35,29 +38,41 @@ export const RegisterThingRequestPayloadSchema = z.object({
 
 /** CreateKeysAndCertificate accepted answer. */
 export const CreateKeysAndCertificateResponseSchema = z.object({
+  /** The new certificate's id (64 hex digits on AWS). */
   certificateId: nonEmpty,
+  /** The new certificate, PEM; `PENDING_ACTIVATION` until RegisterThing. */
   certificatePem: nonEmpty,
+  /** The private key the service made for it, PEM. A secret: never log it. */
   privateKey: nonEmpty,
+  /** Pass it to RegisterThing within the hour. A secret: never log it. */
   certificateOwnershipToken: nonEmpty,
 });
 
 /** CreateCertificateFromCsr accepted answer. */
 export const CreateCertificateFromCsrResponseSchema = z.object({
+  /** The new certificate's id (64 hex digits on AWS). */
   certificateId: nonEmpty,
+  /** The new certificate for the CSR's key, PEM; `PENDING_ACTIVATION` until RegisterThing. */
   certificatePem: nonEmpty,
+  /** Pass it to RegisterThing within the hour. A secret: never log it. */
   certificateOwnershipToken: nonEmpty,
 });
 
 /** RegisterThing accepted answer: `thingName` is absent when the template creates no thing. */
 export const RegisterThingResponseSchema = z.object({
+  /** The template's `DeviceConfiguration` section, a flat map of strings. */
   deviceConfiguration: StringMapSchema,
+  /** The thing the template made; absent when it makes none. */
   thingName: z.optional(z.string()),
 });
 
 /** Every rejected answer. AWS documents no list of `errorCode` values: treat it as an open string. */
 export const ErrorResponseSchema = z.object({
+  /** An HTTP-style status: 429 and 5xx are worth retrying, other 4xx are not. */
   statusCode: z.int(),
+  /** The service's error code, e.g. `InvalidCertificateOwnershipToken`. */
   errorCode: z.string(),
+  /** A human-readable explanation. */
   errorMessage: z.optional(z.string()),
 });
 
@@ -67,6 +82,7 @@ export type CreateKeysAndCertificateRequest = z.infer<typeof CreateKeysAndCertif
 export type CreateCertificateFromCsrRequest = z.infer<typeof CreateCertificateFromCsrRequestSchema>;
 /** RegisterThing request: the template name (which goes in the topic) and the payload fields. */
 export interface RegisterThingRequest extends z.infer<typeof RegisterThingRequestPayloadSchema> {
+  /** The provisioning template: 1 to 36 characters from `[0-9A-Za-z_-]`. */
   templateName: string;
 }
 /** RegisterThing request payload as it travels on the wire. */
@@ -87,5 +103,6 @@ export type CreateKeysAndCertificateSubscriptionRequest = Record<string, never>;
 export type CreateCertificateFromCsrSubscriptionRequest = Record<string, never>;
 /** What to subscribe to for RegisterThing answers: the template. */
 export interface RegisterThingSubscriptionRequest {
+  /** The provisioning template: 1 to 36 characters from `[0-9A-Za-z_-]`. */
   templateName: string;
 }

@@ -22,8 +22,11 @@ export interface OperationTopics {
 
 /** What {@link parseTopic} recognises in a topic string. */
 export interface ParsedTopic {
+  /** The operation the topic belongs to. */
   operation: OperationName;
+  /** `json` or `cbor`. */
   format: PayloadFormat;
+  /** `request`, `accepted` or `rejected`. */
   kind: TopicKind;
   /** Present for RegisterThing. */
   templateName?: string;

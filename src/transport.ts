@@ -19,9 +19,13 @@ export interface MqttTransport {
   unsubscribeAsync(topics: string[]): Promise<unknown>;
   /** Publish one message; resolves once it is sent (QoS 0) or acknowledged (QoS 1). */
   publishAsync(topic: string, payload: Buffer, options: { qos: QoS }): Promise<unknown>;
+  /** Every incoming PUBLISH, with its topic and payload. */
   on(event: 'message', listener: MessageListener): unknown;
+  /** The connection closed or went offline: pending calls fail with `CONNECTION_LOST`. */
   on(event: 'close' | 'offline', listener: () => void): unknown;
+  /** Remove a `message` listener added with `on`. */
   removeListener(event: 'message', listener: MessageListener): unknown;
+  /** Remove a `close` or `offline` listener added with `on`. */
   removeListener(event: 'close' | 'offline', listener: () => void): unknown;
 }
 
