@@ -120,8 +120,17 @@ export interface IssueOptions {
   notAfter?: Date;
 }
 
+/** A certificate the CA issued, with its id. */
+export interface IssuedCertificate {
+  certificatePem: string;
+  certificateId: string;
+}
+
 /** Issue a certificate signed by `ca`. */
-export async function issueCertificate(ca: CertificateAuthority, options: IssueOptions): Promise<string> {
+export async function issueCertificate(
+  ca: CertificateAuthority,
+  options: IssueOptions,
+): Promise<IssuedCertificate> {
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(
@@ -153,7 +162,10 @@ export async function issueCertificate(ca: CertificateAuthority, options: IssueO
     signingAlgorithm: ca.signingAlgorithm,
     extensions,
   });
-  return certificate.toString('pem');
+  return {
+    certificatePem: certificate.toString('pem'),
+    certificateId: certificateIdOf(new Uint8Array(certificate.rawData)),
+  };
 }
 
 /** A fresh key pair: its SPKI DER for the certificate and its private key as PEM for the device. */
@@ -173,7 +185,7 @@ export async function issueKeyPair(
   options: Omit<IssueOptions, 'publicKey'>,
 ): Promise<PemPair> {
   const { publicKeyDer, privateKeyPem } = await generateDeviceKey('ec-p256');
-  const certificatePem = await issueCertificate(ca, { ...options, publicKey: publicKeyDer });
+  const { certificatePem } = await issueCertificate(ca, { ...options, publicKey: publicKeyDer });
   return { certificatePem, privateKeyPem };
 }
 

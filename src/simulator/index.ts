@@ -17,7 +17,7 @@ export type { Answer, SimulatorErrorCode } from './answers.js';
 export { REJECTIONS } from './answers.js';
 export { IDENTITY_FILES } from './identity.js';
 export { TOKEN_LIFETIME_MS } from './registry.js';
-export { startSimulator } from './simulator.js';
+export { startSimulator } from './start.js';
 export { DEFAULT_TEMPLATES } from './templates.js';
 export type {
   AnswerEvent,

@@ -8,7 +8,7 @@ import { operations } from '../operations.js';
 import type { PayloadFormat } from '../topics.js';
 import { checkSchema } from '../validate.js';
 import { type Answer, rejection } from './answers.js';
-import { certificateIdOfPem, generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
+import { generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
 import { checkCsr } from './csr.js';
 import type { SimulatorIdentity } from './identity.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -95,12 +95,11 @@ export class ProvisioningService {
   async #createKeysAndCertificate(): Promise<Answer> {
     const { identity, registry, serverKeyType } = this.#options;
     const key = await generateDeviceKey(serverKeyType);
-    const certificatePem = await issueCertificate(identity.ca, {
+    const { certificatePem, certificateId } = await issueCertificate(identity.ca, {
       publicKey: key.publicKeyDer,
       subject: DEVICE_SUBJECT,
       usage: 'client',
     });
-    const certificateId = certificateIdOfPem(certificatePem);
     const token = registry.addCertificate({
       certificateId,
       certificatePem,
@@ -123,12 +122,11 @@ export class ProvisioningService {
     if (!checked.ok) return rejection('InvalidCSR', checked.reason);
     const subject = checked.csr.subject.trim() === '' ? DEVICE_SUBJECT : checked.csr.subject;
     // The certificate carries the CSR's own public key: the private key never left the device.
-    const certificatePem = await issueCertificate(identity.ca, {
+    const { certificatePem, certificateId } = await issueCertificate(identity.ca, {
       publicKey: checked.csr.publicKey,
       subject,
       usage: 'client',
     });
-    const certificateId = certificateIdOfPem(certificatePem);
     const token = registry.addCertificate({
       certificateId,
       certificatePem,

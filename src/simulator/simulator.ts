@@ -4,7 +4,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { encodePayload } from '../codec.js';
-import { InvalidArgumentError } from '../errors.js';
 import { operationTopics, type ParsedTopic, parseTopic } from '../topics.js';
 import {
   type Answer,
@@ -13,29 +12,20 @@ import {
   scriptedRejection,
   wrongShapePayload,
 } from './answers.js';
-import { type BrokerConnection, type RunningBroker, startBroker } from './broker.js';
-import { Faults } from './faults.js';
-import { loadOrCreateIdentity, type SimulatorIdentity } from './identity.js';
+import type { BrokerConnection, RunningBroker } from './broker.js';
+import type { Faults } from './faults.js';
+import type { SimulatorIdentity } from './identity.js';
 import { mayPublish, maySubscribe, type Role } from './policy.js';
-import { RateLimiter } from './rate-limit.js';
-import { Registry } from './registry.js';
-import { RequestLog } from './request-log.js';
-import { ProvisioningService } from './service.js';
-import { DEFAULT_TEMPLATES, validateTemplates } from './templates.js';
-import type {
-  CertificateRecord,
-  Fault,
-  RequestLogEntry,
-  Simulator,
-  SimulatorOptions,
-  ThingRecord,
-} from './types.js';
+import type { Registry } from './registry.js';
+import type { RequestLog } from './request-log.js';
+import type { ProvisioningService } from './service.js';
+import type { CertificateRecord, Fault, RequestLogEntry, Simulator, ThingRecord } from './types.js';
 
 /** A request the service is to answer, with the topic it came on. */
 type Request = ParsedTopic & { kind: 'request'; requestId?: number };
 
-/** The running simulator behind {@link Simulator}. */
-class FleetProvisioningSimulator extends EventEmitter implements Simulator {
+/** The running simulator behind {@link Simulator}. Made by `startSimulator`, never directly. */
+export class FleetProvisioningSimulator extends EventEmitter implements Simulator {
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -305,73 +295,4 @@ function describe(parsed: ParsedTopic | undefined): Partial<RequestLogEntry> {
 function rejectedFields(answer: Answer): Partial<RequestLogEntry> {
   if (answer.kind !== 'rejected') return {};
   return { statusCode: answer.value.statusCode, errorCode: answer.value.errorCode };
-}
-
-/**
- * Start a local AWS IoT Fleet Provisioning simulator.
- * @throws {InvalidArgumentError} on a bad template name or option.
- */
-export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const templates = options.templates ?? DEFAULT_TEMPLATES;
-  validateTemplates(templates);
-  const rate = options.requestsPerSecond;
-  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
-    throw new InvalidArgumentError('requestsPerSecond must be a positive number.');
-  }
-  const serverKeyType = options.serverKeyType ?? 'rsa-2048';
-  if (serverKeyType !== 'rsa-2048' && serverKeyType !== 'ec-p256') {
-    throw new InvalidArgumentError('serverKeyType must be "rsa-2048" or "ec-p256".');
-  }
-  const now = options.now ?? Date.now;
-  const tls = options.tls ?? true;
-  const identity = await loadOrCreateIdentity(options.identityDir);
-  const registry = new Registry(now);
-  const faults = new Faults();
-  const abort = new AbortController();
-  let simulator: FleetProvisioningSimulator | undefined;
-  const log = new RequestLog({
-    limit: options.requestLogLimit ?? 100_000,
-    now,
-    onEntry: (entry) => simulator?.emit('request', entry),
-  });
-  const service = new ProvisioningService({
-    identity,
-    registry,
-    templates: { ...templates },
-    serverKeyType,
-    hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
-    signal: abort.signal,
-    ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),
-  });
-  const broker = await startBroker({
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 0,
-    ...(tls
-      ? {
-          tls: {
-            key: identity.server.privateKeyPem,
-            cert: identity.server.certificatePem,
-            ca: identity.ca.certificatePem,
-          },
-        }
-      : {}),
-    hooks: {
-      connect: (attempt) => simulator?.onConnect(attempt, tls),
-      handshakeFailed: () => simulator?.onHandshakeFailed(),
-      subscribe: (connection, filter, packet) => simulator?.onSubscribe(connection, filter, packet) ?? false,
-      unsubscribe: (connection, filter) => simulator?.onUnsubscribe(connection, filter),
-      publish: (connection, topic, payload) => simulator?.onPublish(connection, topic, payload) ?? false,
-    },
-  });
-  simulator = new FleetProvisioningSimulator({
-    identity,
-    registry,
-    faults,
-    service,
-    log,
-    abort,
-    broker,
-    tls,
-  });
-  return simulator;
 }

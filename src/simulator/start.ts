@@ -1,0 +1,84 @@
+/**
+ * `startSimulator`: check the options, make or load the identity, start the broker, and wire the parts
+ * of the simulator together.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { startBroker } from './broker.js';
+import { Faults } from './faults.js';
+import { loadOrCreateIdentity } from './identity.js';
+import { RateLimiter } from './rate-limit.js';
+import { Registry } from './registry.js';
+import { RequestLog } from './request-log.js';
+import { ProvisioningService } from './service.js';
+import { FleetProvisioningSimulator } from './simulator.js';
+import { DEFAULT_TEMPLATES, validateTemplates } from './templates.js';
+import type { Simulator, SimulatorOptions } from './types.js';
+
+/**
+ * Start a local AWS IoT Fleet Provisioning simulator.
+ * @throws {InvalidArgumentError} on a bad template name or option.
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const templates = options.templates ?? DEFAULT_TEMPLATES;
+  validateTemplates(templates);
+  const rate = options.requestsPerSecond;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+    throw new InvalidArgumentError('requestsPerSecond must be a positive number.');
+  }
+  const serverKeyType = options.serverKeyType ?? 'rsa-2048';
+  if (serverKeyType !== 'rsa-2048' && serverKeyType !== 'ec-p256') {
+    throw new InvalidArgumentError('serverKeyType must be "rsa-2048" or "ec-p256".');
+  }
+  const now = options.now ?? Date.now;
+  const tls = options.tls ?? true;
+  const identity = await loadOrCreateIdentity(options.identityDir);
+  const registry = new Registry(now);
+  const faults = new Faults();
+  const abort = new AbortController();
+  let simulator: FleetProvisioningSimulator | undefined;
+  const log = new RequestLog({
+    limit: options.requestLogLimit ?? 100_000,
+    now,
+    onEntry: (entry) => simulator?.emit('request', entry),
+  });
+  const service = new ProvisioningService({
+    identity,
+    registry,
+    templates: { ...templates },
+    serverKeyType,
+    hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
+    signal: abort.signal,
+    ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),
+  });
+  const broker = await startBroker({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    ...(tls
+      ? {
+          tls: {
+            key: identity.server.privateKeyPem,
+            cert: identity.server.certificatePem,
+            ca: identity.ca.certificatePem,
+          },
+        }
+      : {}),
+    hooks: {
+      connect: (attempt) => simulator?.onConnect(attempt, tls),
+      handshakeFailed: () => simulator?.onHandshakeFailed(),
+      subscribe: (connection, filter, packet) => simulator?.onSubscribe(connection, filter, packet) ?? false,
+      unsubscribe: (connection, filter) => simulator?.onUnsubscribe(connection, filter),
+      publish: (connection, topic, payload) => simulator?.onPublish(connection, topic, payload) ?? false,
+    },
+  });
+  simulator = new FleetProvisioningSimulator({
+    identity,
+    registry,
+    faults,
+    service,
+    log,
+    abort,
+    broker,
+    tls,
+  });
+  return simulator;
+}
