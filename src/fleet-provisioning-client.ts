@@ -21,7 +21,7 @@ import type {
   RegisterThingRequest,
   RegisterThingResponse,
 } from './schemas.js';
-import { assertFormat, operationTopics, type PayloadFormat } from './topics.js';
+import { assertFormat, type OperationTopics, operationTopics, type PayloadFormat } from './topics.js';
 import type { QoS } from './transport.js';
 import { checkSchema } from './validate.js';
 
@@ -94,6 +94,7 @@ export class FleetProvisioningClient {
   readonly #qos: QoS;
   readonly #lateAnswerWindowMs: number;
   readonly #calls = new Set<CallHandle>();
+  readonly #topicCache = new Map<string, OperationTopics>();
   #closed: Promise<void> | undefined;
 
   /**
@@ -134,8 +135,8 @@ export class FleetProvisioningClient {
   async createKeysAndCertificate(options?: RequestOptions): Promise<CreateKeysAndCertificateResponse> {
     const { acceptedSchema } = operations.CreateKeysAndCertificate;
     const answer = await this.#call('CreateKeysAndCertificate', '', {}, options, acceptedSchema);
-    void (answer.privateKey);
-    void (answer.certificateOwnershipToken);
+    remember(answer.privateKey);
+    remember(answer.certificateOwnershipToken);
     return answer;
   }
 
@@ -163,7 +164,7 @@ export class FleetProvisioningClient {
       check: (a) => certificateCarries(a.certificatePem, key),
       issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
     });
-    void (answer.certificateOwnershipToken);
+    remember(answer.certificateOwnershipToken);
     return answer;
   }
 
@@ -182,9 +183,7 @@ export class FleetProvisioningClient {
       throw new InvalidArgumentError('registerThing needs { templateName, certificateOwnershipToken }.');
     }
     const { templateName, ...payload } = request;
-    if (typeof payload.certificateOwnershipToken === 'string') {
-      void (payload.certificateOwnershipToken);
-    }
+    if (typeof payload.certificateOwnershipToken === 'string') remember(payload.certificateOwnershipToken);
     return this.#call(
       'RegisterThing',
       templateName,
@@ -244,7 +243,7 @@ export class FleetProvisioningClient {
     identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
   ): Promise<T> {
     const spec = operations[operation];
-    const topics = operationTopics(operation, this.format, templateName);
+    const topics = this.#topics(operation, templateName);
     const checked = checkSchema<unknown>(spec.requestSchema, payload);
     if (!checked.ok) {
       const list = checked.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
@@ -272,6 +271,17 @@ export class FleetProvisioningClient {
     return call.promise.finally(() => this.#calls.delete(call));
   }
 
+  /** The topics of one pair, built (and the template name checked) once per client. */
+  #topics(operation: OperationName, templateName: string): OperationTopics {
+    const key = `${operation}/${templateName}`;
+    let found = this.#topicCache.get(key);
+    if (found === undefined) {
+      found = operationTopics(operation, this.format, templateName);
+      if (this.#topicCache.size < 1_000) this.#topicCache.set(key, found);
+    }
+    return found;
+  }
+
   #options(options: RequestOptions | undefined): { timeoutMs: number; signal: AbortSignal | undefined } {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidArgumentError('Call options must be an object: { timeoutMs?, signal? }.');
@@ -295,4 +305,17 @@ function certificateCarries(certificatePem: string, key: KeyObject): boolean {
   } catch {
     return false;
   }
+}
+
+/** A whole PEM block, or one long opaque run: the shapes `redact()` removes without being told. */
+const SHAPED_SECRET =
+  /^(?:-----BEGIN ([A-Z0-9 ]+)-----[^-]*-----END \1-----\s*|[A-Za-z0-9+/_-]{100,}={0,2})$/;
+
+/**
+ * Register a secret with `redact()`, unless `redact()` already removes it by its shape. Remembering
+ * costs a hash of the whole value on every call (tens of microseconds for a private key), which is a
+ * large share of a warm call; a PEM key or a long opaque token is redacted by shape anyway.
+ */
+function remember(secret: string): void {
+  if (!SHAPED_SECRET.test(secret)) rememberSecret(secret);
 }

@@ -65,6 +65,8 @@ interface Active {
   readonly request: PairRequest;
   /** The request has been handed to the client: from here on an answer may be its own. */
   out: boolean;
+  /** When the request went out (`performance.now()`), to size the settle window after the answer. */
+  sentAt: number;
   /** The broker has acknowledged the request, or refused it; the client holds no copy any more. */
   acked: boolean;
   /** The request never reached the service (the broker refused it, or the client could not send it). */
@@ -72,7 +74,12 @@ interface Active {
   messageId: number | undefined;
 }
 
-type Hold = { kind: 'gap'; handle: NodeJS.Immediate } | { kind: 'quarantine'; handle: NodeJS.Timeout };
+type Hold =
+  | { kind: 'gap'; handle: NodeJS.Immediate }
+  | { kind: 'settle' | 'quarantine'; handle: NodeJS.Timeout };
+
+/** The longest a pair is held after an answer, waiting for duplicates of it. */
+export const SETTLE_MAX_MS = 5;
 
 /** One topic pair: its FIFO queue of calls and the state that matches answers to them. */
 export class TopicPair {
@@ -89,6 +96,8 @@ export class TopicPair {
   #owed = 0;
   /** The same count, kept after the quarantine gives up on them: lets `accept` drop a foreign answer. */
   #unanswered = 0;
+  /** The shortest round trip (request out → answer in) seen on this pair, in ms. */
+  #roundTrip = Number.POSITIVE_INFINITY;
   /** While an accepted answer is being checked, later messages wait here, in order. */
   #held: Array<[string, Buffer]> | undefined;
 
@@ -199,7 +208,14 @@ export class TopicPair {
     if (this.#active !== undefined || this.#hold !== undefined) return;
     const request = this.#queue.shift();
     if (request === undefined) return;
-    const active: Active = { request, out: false, acked: false, refused: false, messageId: undefined };
+    const active: Active = {
+      request,
+      out: false,
+      sentAt: 0,
+      acked: false,
+      refused: false,
+      messageId: undefined,
+    };
     this.#active = active;
     void this.#run(active);
   }
@@ -222,6 +238,7 @@ export class TopicPair {
     }
     call.phase = 'publish';
     active.out = true;
+    active.sentAt = performance.now();
     const { sent, messageId } = this.#driver.publish(this.topics.request, payload, qos);
     active.messageId = messageId;
     sent.then(
@@ -246,7 +263,7 @@ export class TopicPair {
     }
     this.#active = undefined;
     if (active.messageId !== undefined && !active.acked) this.#driver.forget(active.messageId);
-    if (end === 'answered') this.#gap();
+    if (end === 'answered') this.#gap(active.out ? performance.now() - active.sentAt : undefined);
     else if (active.out && !active.refused && this.#driver.connected) {
       this.#expectLateAnswer(request.lateAnswerWindowMs);
     } else this.#pump();
@@ -266,14 +283,29 @@ export class TopicPair {
     this.#hold = { kind: 'quarantine', handle };
   }
 
-  /** Let messages already received be handled before the next request goes out. */
-  #gap(): void {
+  /**
+   * Hold the pair after an answer, so that a duplicate the service sent with it or right after it (the
+   * same answer twice, accepted then rejected; the simulator sends the second once the first is
+   * acknowledged) arrives while no request is out, and is dropped. The hold lasts one round trip, the
+   * shortest seen on this pair, at most {@link SETTLE_MAX_MS}; under a millisecond it is one turn of the
+   * event loop, which handles everything already received. It delays only a call of the same kind made
+   * within that window: a warm provisioning flow (keys, then RegisterThing) never waits on it.
+   */
+  #gap(roundTripMs?: number): void {
     this.#release();
-    const handle = setImmediate(() => {
+    if (roundTripMs !== undefined) this.#roundTrip = Math.min(this.#roundTrip, roundTripMs);
+    const open = () => {
       this.#hold = undefined;
       this.#pump();
-    });
-    this.#hold = { kind: 'gap', handle };
+    };
+    const window = Math.min(this.#roundTrip, SETTLE_MAX_MS);
+    if (roundTripMs !== undefined && window >= 1) {
+      const handle = setTimeout(open, window);
+      handle.unref();
+      this.#hold = { kind: 'settle', handle };
+    } else {
+      this.#hold = { kind: 'gap', handle: setImmediate(open) };
+    }
   }
 
   #release(): void {

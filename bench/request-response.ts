@@ -1,0 +1,269 @@
+/**
+ * `npm run bench`: a full CreateKeysAndCertificate → RegisterThing flow through FleetProvisioningClient,
+ * against a hand-written minimal mqtt.js flow (one SUBSCRIBE with the four filters, then the two
+ * requests), on the same broker in the same run: in-process aedes and mosquitto; cold (a new connection,
+ * nothing subscribed yet) and warm (subscriptions kept); one flow at a time and 100 connections at once.
+ * A minimal responder client answers with canned payloads, so the bench measures the client, not X.509.
+ * TCP_NODELAY is set on every socket (see docs/performance.md). Times exclude TCP connect and CONNECT.
+ */
+import type { MqttClient } from 'mqtt';
+import { FleetProvisioningClient } from '../src/fleet-provisioning-client.js';
+import { topics } from '../src/topics.js';
+import { type BenchBroker, connectFast, startBenchAedes, startBenchMosquitto } from './brokers.js';
+
+const TEMPLATE = 'BenchTemplate';
+const KEYS = topics.createKeysAndCertificate();
+const REGISTER = topics.registerThing(TEMPLATE);
+const FILTERS = [KEYS.accepted, KEYS.rejected, REGISTER.accepted, REGISTER.rejected];
+
+const filler = 'A'.repeat(1200);
+/** About the size of AWS's answers: the key answer is ~3.5 KB. */
+const KEYS_ANSWER = Buffer.from(
+  JSON.stringify({
+    certificateId: 'f'.repeat(64),
+    certificatePem: `-----BEGIN CERTIFICATE-----\n${filler}\n-----END CERTIFICATE-----\n`,
+    privateKey: `-----BEGIN RSA PRIVATE KEY-----\n${filler}${filler}\n-----END RSA PRIVATE KEY-----\n`,
+    certificateOwnershipToken: `token-${'t'.repeat(400)}`,
+  }),
+);
+const REGISTER_ANSWER = Buffer.from(JSON.stringify({ thingName: 'bench-thing', deviceConfiguration: {} }));
+
+/** The service's canned answers. */
+function answerFor(topic: string): { topic: string; payload: Buffer } | undefined {
+  if (topic === KEYS.request) return { topic: KEYS.accepted, payload: KEYS_ANSWER };
+  if (topic === REGISTER.request) return { topic: REGISTER.accepted, payload: REGISTER_ANSWER };
+  return undefined;
+}
+
+/** The service stand-in on a plain broker: a client that answers every request at once. */
+async function startResponder(port: number): Promise<MqttClient> {
+  const responder = await connectFast(port);
+  responder.on('message', (topic) => {
+    const answer = answerFor(topic);
+    if (answer !== undefined) responder.publish(answer.topic, answer.payload, { qos: 0 });
+  });
+  await responder.subscribeAsync([KEYS.request, REGISTER.request], { qos: 1 });
+  return responder;
+}
+
+// ---- the hand-written flow: what a careful engineer writes with mqtt.js and nothing else ----
+
+function answerOn(client: MqttClient, accepted: string, rejected: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (topic: string, payload: Buffer) => {
+      if (topic !== accepted && topic !== rejected) return;
+      client.removeListener('message', onMessage);
+      if (topic === rejected) reject(new Error(payload.toString()));
+      else resolve(payload);
+    };
+    client.on('message', onMessage);
+  });
+}
+
+async function handWrittenFlow(client: MqttClient, subscribe: boolean): Promise<void> {
+  if (subscribe) await client.subscribeAsync(FILTERS, { qos: 1 });
+  const keysAnswer = answerOn(client, KEYS.accepted, KEYS.rejected);
+  await client.publishAsync(KEYS.request, Buffer.from('{}'), { qos: 1 });
+  const keys: unknown = JSON.parse((await keysAnswer).toString());
+  const token =
+    typeof keys === 'object' && keys !== null ? Reflect.get(keys, 'certificateOwnershipToken') : undefined;
+  const thingAnswer = answerOn(client, REGISTER.accepted, REGISTER.rejected);
+  await client.publishAsync(
+    REGISTER.request,
+    Buffer.from(JSON.stringify({ certificateOwnershipToken: token, parameters: { SerialNumber: 'SN' } })),
+    { qos: 1 },
+  );
+  JSON.parse((await thingAnswer).toString());
+}
+
+// ---- the same flow through the library ----
+
+async function libraryFlow(client: FleetProvisioningClient, prepare: boolean): Promise<void> {
+  if (prepare) {
+    await client.prepare([
+      { operation: 'CreateKeysAndCertificate' },
+      { operation: 'RegisterThing', templateName: TEMPLATE },
+    ]);
+  }
+  const keys = await client.createKeysAndCertificate();
+  await client.registerThing({
+    templateName: TEMPLATE,
+    certificateOwnershipToken: keys.certificateOwnershipToken,
+    parameters: { SerialNumber: 'SN' },
+  });
+}
+
+type Flow = 'library' | 'hand-written';
+
+/** One timed flow. Cold: a new connection (not timed) and nothing subscribed. */
+async function coldOnce(port: number, flow: Flow): Promise<number> {
+  const mqtt = await connectFast(port);
+  const start = performance.now();
+  if (flow === 'library') {
+    const client = new FleetProvisioningClient(mqtt);
+    await libraryFlow(client, true);
+    const elapsed = performance.now() - start;
+    await client.close();
+    await mqtt.endAsync(true);
+    return elapsed;
+  }
+  await handWrittenFlow(mqtt, true);
+  const elapsed = performance.now() - start;
+  await mqtt.endAsync(true);
+  return elapsed;
+}
+
+interface Warm {
+  run(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function warmSession(port: number, flow: Flow): Promise<Warm> {
+  const mqtt = await connectFast(port);
+  if (flow === 'library') {
+    const client = new FleetProvisioningClient(mqtt);
+    await libraryFlow(client, true);
+    return {
+      run: async () => {
+        const start = performance.now();
+        await libraryFlow(client, false);
+        return performance.now() - start;
+      },
+      close: async () => {
+        await client.close();
+        await mqtt.endAsync(true);
+      },
+    };
+  }
+  await handWrittenFlow(mqtt, true);
+  return {
+    run: async () => {
+      const start = performance.now();
+      await handWrittenFlow(mqtt, false);
+      return performance.now() - start;
+    },
+    close: () => mqtt.endAsync(true),
+  };
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+interface Row {
+  broker: string;
+  mode: string;
+  lib: number[];
+  hand: number[];
+}
+
+/** Sequential: alternate library and hand-written runs so drift hits both alike. */
+async function sequential(
+  port: number,
+  cold: boolean,
+  n: number,
+): Promise<{ lib: number[]; hand: number[] }> {
+  const lib: number[] = [];
+  const hand: number[] = [];
+  if (cold) {
+    for (let i = 0; i < n; i++) {
+      lib.push(await coldOnce(port, 'library'));
+      hand.push(await coldOnce(port, 'hand-written'));
+    }
+    return { lib, hand };
+  }
+  // One connection at a time: two subscribed connections on a plain broker would both get every answer.
+  const block = 100;
+  for (let done = 0; done < n; done += block) {
+    for (const [flow, samples] of [
+      ['library', lib],
+      ['hand-written', hand],
+    ] as const) {
+      const session = await warmSession(port, flow);
+      for (let i = 0; i < block; i++) samples.push(await session.run());
+      await session.close();
+    }
+  }
+  return { lib, hand };
+}
+
+/** 100 connections at once, each running one flow; `rounds` times, alternating. */
+async function concurrent(
+  port: number,
+  cold: boolean,
+  rounds: number,
+): Promise<{ lib: number[]; hand: number[] }> {
+  const lib: number[] = [];
+  const hand: number[] = [];
+  const width = 100;
+  if (cold) {
+    for (let r = 0; r < rounds; r++) {
+      lib.push(...(await Promise.all(Array.from({ length: width }, () => coldOnce(port, 'library')))));
+      hand.push(...(await Promise.all(Array.from({ length: width }, () => coldOnce(port, 'hand-written')))));
+    }
+    return { lib, hand };
+  }
+  const libs = await Promise.all(Array.from({ length: width }, () => warmSession(port, 'library')));
+  const hands = await Promise.all(Array.from({ length: width }, () => warmSession(port, 'hand-written')));
+  for (let r = 0; r < rounds; r++) {
+    lib.push(...(await Promise.all(libs.map((s) => s.run()))));
+    hand.push(...(await Promise.all(hands.map((s) => s.run()))));
+  }
+  await Promise.all([...libs, ...hands].map((s) => s.close()));
+  return { lib, hand };
+}
+
+async function benchBroker(broker: BenchBroker, rows: Row[], concurrency: boolean): Promise<void> {
+  const responder = concurrency ? undefined : await startResponder(broker.port);
+  try {
+    // Warm up the JIT and the broker on both paths before measuring.
+    await sequential(broker.port, true, 30);
+    await sequential(broker.port, false, 200);
+    const add = (mode: string, r: { lib: number[]; hand: number[] }) =>
+      rows.push({ broker: broker.name, mode, ...r });
+    add('cold, sequential', await sequential(broker.port, true, 300));
+    add('warm, sequential', await sequential(broker.port, false, 2000));
+    if (concurrency) {
+      add('cold, 100 connections', await concurrent(broker.port, true, 5));
+      add('warm, 100 connections', await concurrent(broker.port, false, 20));
+    }
+  } finally {
+    await responder?.endAsync(true);
+    await broker.close();
+  }
+}
+
+function print(rows: Row[]): void {
+  const ms = (v: number) => v.toFixed(3).padStart(8);
+  const header = `${'broker'.padEnd(20)} ${'mode'.padEnd(24)} ${'library p50'.padStart(11)} ${'p99'.padStart(8)}  ${'hand p50'.padStart(8)} ${'p99'.padStart(8)}  ${'ratio p50'.padStart(9)} ${'ratio p99'.padStart(9)}`;
+  console.log(`\nCreateKeysAndCertificate → RegisterThing, milliseconds (Node ${process.version})\n`);
+  console.log(header);
+  console.log('-'.repeat(header.length));
+  for (const row of rows) {
+    const lp50 = percentile(row.lib, 50);
+    const hp50 = percentile(row.hand, 50);
+    const lp99 = percentile(row.lib, 99);
+    const hp99 = percentile(row.hand, 99);
+    console.log(
+      `${row.broker.padEnd(20)} ${row.mode.padEnd(24)} ${ms(lp50).padStart(11)} ${ms(lp99)}  ${ms(hp50)} ${ms(hp99)}  ${(lp50 / hp50).toFixed(2).padStart(8)}× ${(lp99 / hp99).toFixed(2).padStart(8)}×`,
+    );
+  }
+  console.log(`\nsamples per cell: ${rows.map((r) => r.lib.length).join(', ')}`);
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  // aedes answers inside the broker, to the asking client only (as AWS IoT does), so 100 connections
+  // at once are measured there; mosquitto has a responder client, whose answers every subscriber would
+  // get, so it runs the sequential cases only.
+  await benchBroker(await startBenchAedes(answerFor), rows, true);
+  try {
+    await benchBroker(await startBenchMosquitto(), rows, false);
+  } catch (error) {
+    console.error(`mosquitto skipped: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  print(rows);
+}
+
+await main();
