@@ -1,29 +1,97 @@
 #!/usr/bin/env node
 /**
- * `fleet-provision`: the command line. Commands arrive with later issues; for now `--help` and
- * `--version`.
+ * `fleet-provision`: the command line. Each command lives in its own module and is loaded only when
+ * asked for, so `fleet-provision provision` never loads the simulator or its broker.
  */
 import { readFileSync } from 'node:fs';
+import { redact } from '../redact.js';
+import type { Command, CommandContext } from './context.js';
+import { EXIT, exitCodeOf } from './exit-codes.js';
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  provision: () => import('./commands/provision.js'),
+  simulate: () => import('./commands/simulate.js'),
+  demo: () => import('./commands/demo.js'),
+  load: () => import('./commands/load.js'),
+};
 
 const USAGE = `Usage: fleet-provision <command> [options]
 
 Provision devices on AWS IoT through Fleet Provisioning over MQTT.
 
+Commands:
+  provision   provision this device and write its credentials (idempotent)
+  simulate    run a local AWS IoT Fleet Provisioning simulator until Ctrl-C
+  demo        provision one device end to end against an in-process simulator
+  load        provision many devices at once and report latency and throughput
+
 Options:
-  --help       show this help
-  --version    print the version`;
+  --help      show this help (or a command's: fleet-provision provision --help)
+  --version   print the version
+
+Example:
+  fleet-provision demo`;
 
 function version(): string {
   const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   return typeof raw === 'object' && raw !== null && 'version' in raw ? String(raw.version) : 'unknown';
 }
 
-const args = process.argv.slice(2);
-if (args.includes('--version')) {
-  process.stdout.write(`${version()}\n`);
-} else if (args.length === 0 || args.includes('--help')) {
-  process.stdout.write(`${USAGE}\n`);
-} else {
-  process.stderr.write(`fleet-provision: unknown command "${args[0]}"\n\n${USAGE}\n`);
-  process.exitCode = 2;
+/** Flags before a `--` terminator: `--help` after it is an argument, not a request for help. */
+function wants(args: string[], ...flags: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((arg) => flags.includes(arg));
 }
+
+async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (wants(args, '--version', '-v')) {
+    process.stdout.write(`${version()}\n`);
+    return EXIT.ok;
+  }
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const load = COMMANDS[name];
+  if (load === undefined) {
+    process.stderr.write(`error: unknown command ${JSON.stringify(redact(name))}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const command = await load();
+  if (wants(rest, '--help', '-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return EXIT.ok;
+  }
+
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    controller.abort(new Error(`received ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const context: CommandContext = {
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+  };
+  try {
+    return await command.run(rest, context);
+  } catch (error) {
+    const code = exitCodeOf(error);
+    const message = error instanceof Error ? error.message : String(error);
+    const detail =
+      code === EXIT.unexpected && error instanceof Error ? ` (${error.name}; please report this)` : '';
+    // On a terminal, wipe the live progress line the error interrupts.
+    const lead = process.stderr.isTTY ? '\r\x1b[2K' : '';
+    process.stderr.write(`${lead}error: ${redact(message)}${detail}\n`);
+    return code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

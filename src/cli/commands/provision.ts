@@ -1,0 +1,165 @@
+/**
+ * `fleet-provision provision`: onboard this device once. Idempotent: a `device.json` already in `--out`
+ * means it is done (exit 0, no network) unless `--force`.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CREDENTIAL_FILES, type CredentialFiles, readDeviceJson } from '../../credentials.js';
+import { provision } from '../../provision.js';
+import { parseFlags } from '../args.js';
+import {
+  CONNECTION_FLAGS_HELP,
+  connectionFlagSpecs,
+  provisionOptionsFrom,
+  usesTls,
+} from '../connection-flags.js';
+import type { CommandContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { Output } from '../output.js';
+import { progressLine } from '../progress-text.js';
+
+/** `--help` of `provision`. */
+export const help = `Usage: fleet-provision provision --endpoint <host|url> --template <name>
+         --claim-cert <file> --claim-key <file> [options]
+
+Provision this device: get its own certificate (and key), register it with the template, and write
+the credentials to --out. If --out already holds a device.json, exit 0 without connecting.
+
+Options:
+${CONNECTION_FLAGS_HELP}
+  --out <dir>             where to write the credentials (default ./credentials)
+  --force                 provision again even if --out already holds a device.json
+  --verify                reconnect with the new certificate afterwards (needs a key: not with --csr)
+  --json                  print one JSON object on stdout (thingName, certificateId,
+                          deviceConfiguration, files); progress stays on stderr
+  --quiet                 no progress on stderr (errors still show)
+  --help                  show this help
+
+Every flag can also come from the environment: FLEET_PROVISION_ENDPOINT, FLEET_PROVISION_TEMPLATE,
+FLEET_PROVISION_CLAIM_CERT, FLEET_PROVISION_CLAIM_KEY, FLEET_PROVISION_CA (a path, or the PEM text
+itself), FLEET_PROVISION_PARAM (one KEY=VALUE per line), FLEET_PROVISION_PARAMS_JSON,
+FLEET_PROVISION_OUT, FLEET_PROVISION_FORCE=1, … The command line wins.
+
+Exit codes: 0 done (or already provisioned); 1 unexpected; 2 usage or invalid argument; 3 rejected;
+4 timeout or aborted; 5 connection, subscribe, publish or TLS failure; 6 invalid response;
+7 credentials could not be written.
+
+Example:
+  fleet-provision provision \\
+    --endpoint abc123-ats.iot.eu-west-1.amazonaws.com \\
+    --template FactoryTemplate --param SerialNumber=SN-0042 \\
+    --claim-cert claim.pem.crt --claim-key claim.private.pem.key --ca AmazonRootCA1.pem \\
+    --keys generate --out /etc/device/credentials --json`;
+
+const FLAGS = {
+  ...connectionFlagSpecs(true),
+  out: { type: 'string', env: true },
+  force: { type: 'boolean', env: true },
+  verify: { type: 'boolean', env: true },
+  json: { type: 'boolean', env: true },
+  quiet: { type: 'boolean', env: true },
+} as const;
+
+/** What `--json` prints: never the private key, the certificate PEM or the ownership token. */
+interface JsonResult {
+  thingName?: string | undefined;
+  certificateId: string;
+  deviceConfiguration: Record<string, string>;
+  files: CredentialFiles;
+  alreadyProvisioned: boolean;
+  verified?: boolean;
+}
+
+/** Run `provision`; resolves with the exit code. Errors propagate to main's exit-code table. */
+export async function run(argv: string[], context: CommandContext): Promise<number> {
+  const flags = parseFlags('provision', argv, FLAGS, context.env);
+  const json = flags.boolean('json');
+  const output = new Output({
+    stdout: context.stdout,
+    stderr: context.stderr,
+    quiet: flags.boolean('quiet'),
+  });
+  const outDir = resolve(flags.string('out') ?? 'credentials');
+  // The flags must make sense even when there is nothing to do, so a broken script fails the first time.
+  const endpoint = flags.required('endpoint');
+  flags.required('template');
+  if (usesTls(endpoint)) {
+    flags.required('claim-cert');
+    flags.required('claim-key');
+  }
+
+  if (!flags.boolean('force')) {
+    const existing = await readDeviceJson(outDir);
+    if (existing !== undefined) {
+      const files = filesIn(outDir);
+      if (json) {
+        emitJson(output, { ...existing, files, alreadyProvisioned: true });
+      } else {
+        output.note(
+          `already provisioned: ${existing.thingName === undefined ? 'no thing' : `thing ${existing.thingName}`}, ` +
+            `certificate ${existing.certificateId}, in ${outDir} (use --force to provision again)`,
+        );
+      }
+      return EXIT.ok;
+    }
+  }
+
+  const options = await provisionOptionsFrom(flags);
+  const verify = flags.boolean('verify');
+  if (verify && typeof options.keys === 'object' && 'csr' in options.keys) {
+    throw flags.usage('--verify needs the private key, which stays with your CSR: drop --verify or --csr.');
+  }
+  const device = await provision({
+    ...options,
+    outDir,
+    verify,
+    signal: context.signal,
+    onProgress: (event) => output.status(progressLine(event)),
+  });
+  output.finish();
+  const files = device.files ?? filesIn(outDir);
+  if (json) {
+    emitJson(output, {
+      ...(device.thingName === undefined ? {} : { thingName: device.thingName }),
+      certificateId: device.certificateId,
+      deviceConfiguration: device.deviceConfiguration,
+      files,
+      alreadyProvisioned: false,
+      ...(device.verified === undefined ? {} : { verified: device.verified }),
+    });
+  } else if (output.mode !== 'quiet') {
+    output.print(
+      `provisioned ${device.thingName === undefined ? '(no thing)' : `thing ${device.thingName}`}`,
+    );
+    output.print(`  certificate id  ${device.certificateId}`);
+    output.print(`  certificate     ${files.certificate}`);
+    if (files.privateKey !== undefined) output.print(`  private key     ${files.privateKey} (mode 0600)`);
+    output.print(`  device.json     ${files.deviceJson}`);
+    if (device.verified !== undefined) output.print(`  verified        ${device.verified ? 'yes' : 'NO'}`);
+  }
+  return verify && device.verified === false ? EXIT.connection : EXIT.ok;
+}
+
+function emitJson(output: Output, result: JsonResult): void {
+  const { thingName, certificateId, deviceConfiguration, files, alreadyProvisioned, verified } = result;
+  // Fields picked one by one: whatever else a result may carry never reaches stdout.
+  const picked = {
+    ...(thingName === undefined ? {} : { thingName }),
+    certificateId,
+    deviceConfiguration,
+    files,
+    alreadyProvisioned,
+    ...(verified === undefined ? {} : { verified }),
+  };
+  output.printRaw(`${JSON.stringify(picked, null, 2)}\n`);
+}
+
+function filesIn(directory: string): CredentialFiles {
+  const privateKey = join(directory, CREDENTIAL_FILES.privateKey);
+  return {
+    directory,
+    certificate: join(directory, CREDENTIAL_FILES.certificate),
+    ...(existsSync(privateKey) ? { privateKey } : {}),
+    deviceJson: join(directory, CREDENTIAL_FILES.deviceJson),
+  };
+}

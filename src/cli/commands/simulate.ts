@@ -1,0 +1,160 @@
+/**
+ * `fleet-provision simulate`: the local simulator as a long-running process, for trying the CLI or a
+ * device's own code against something that behaves like AWS IoT. Stops cleanly on SIGINT/SIGTERM.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod/mini';
+import type { AnswerEvent, RequestLogEntry, TemplateDefinition } from '../../simulator/index.js';
+import { type Flags, parseFlags } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { Output } from '../output.js';
+
+/** `--help` of `simulate`. */
+export const help = `Usage: fleet-provision simulate [--port N] [--host H] [--no-tls] [--templates <file>] [--out <dir>]
+
+Run a local AWS IoT Fleet Provisioning simulator until Ctrl-C (SIGINT) or SIGTERM. It prints its
+endpoint, writes the CA, claim certificate and claim key clients need to --out, and prints one line
+per request it answers. The identity in --out is reused next time, so devices it provisioned keep
+trusting it (their certificates must be provisioned again: the registry lives in memory).
+
+Options:
+  --port <n>              port to listen on (default 8883; 0 picks a free one)
+  --host <address>        interface to listen on (default 127.0.0.1)
+  --no-tls                plain MQTT instead of mutual TLS (no claim certificate needed)
+  --templates <file>      JSON: { "<name>": { "thingName": "sensor-{{SerialNumber}}",
+                          "deviceConfiguration": { "k": "v" }, "requiredParameters": ["SerialNumber"],
+                          "certificateStatus": "ACTIVE" } } (default: DemoTemplate, thing = SerialNumber)
+  --out <dir>             where to write ca.pem.crt, claim.pem.crt, claim.private.pem.key
+                          (default ./simulator)
+  --server-key <type>     key type CreateKeysAndCertificate makes: rsa-2048 (as AWS, default) | ec-p256
+  --requests-per-second <n>  answer 429 ThrottlingException beyond this rate
+  --quiet                 do not print a line per request
+  --help                  show this help
+
+Example:
+  fleet-provision simulate --port 0 --out ./simulator &
+  fleet-provision provision --endpoint mqtts://127.0.0.1:<port> --ca ./simulator/ca.pem.crt \\
+    --claim-cert ./simulator/claim.pem.crt --claim-key ./simulator/claim.private.pem.key \\
+    --template DemoTemplate --param SerialNumber=SN-1`;
+
+const FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'no-tls': { type: 'boolean' },
+  templates: { type: 'string' },
+  out: { type: 'string' },
+  'server-key': { type: 'string' },
+  'requests-per-second': { type: 'string' },
+  quiet: { type: 'boolean' },
+} as const;
+
+const TemplateFileSchema = z.record(
+  z.string(),
+  z.strictObject({
+    thingName: z.optional(z.string()),
+    deviceConfiguration: z.optional(z.record(z.string(), z.string())),
+    requiredParameters: z.optional(z.array(z.string())),
+    certificateStatus: z.optional(z.enum(['ACTIVE', 'INACTIVE'])),
+  }),
+);
+
+/** Run the simulator until the signal fires; resolves with 0 after a clean shutdown. */
+export async function run(argv: string[], context: CommandContext): Promise<number> {
+  const flags = parseFlags('simulate', argv, FLAGS, context.env);
+  const output = new Output({ stdout: context.stdout, stderr: context.stderr });
+  const port = flags.integer('port', { min: 0, max: 65_535 }) ?? 8883;
+  const host = flags.string('host') ?? '127.0.0.1';
+  const tls = !flags.boolean('no-tls');
+  const out = resolve(flags.string('out') ?? 'simulator');
+  const serverKeyType = flags.choice('server-key', ['rsa-2048', 'ec-p256'] as const);
+  const requestsPerSecond = flags.integer('requests-per-second', { min: 1 });
+  const templates = flags.has('templates') ? await readTemplates(flags) : undefined;
+  const quiet = flags.boolean('quiet');
+
+  const { startSimulator, IDENTITY_FILES, DEFAULT_TEMPLATES } = await import('../../simulator/index.js');
+  const sim = await startSimulator({
+    host,
+    port,
+    tls,
+    identityDir: out,
+    ...(templates === undefined ? {} : { templates }),
+    ...(serverKeyType === undefined ? {} : { serverKeyType }),
+    ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+  });
+  try {
+    const ca = join(out, IDENTITY_FILES.caCertificate);
+    const cert = join(out, IDENTITY_FILES.claimCertificate);
+    const key = join(out, IDENTITY_FILES.claimPrivateKey);
+    const names = Object.entries(templates ?? DEFAULT_TEMPLATES);
+    output.print(`simulator: AWS IoT Fleet Provisioning${tls ? ' over mutual TLS' : ' over plain MQTT'}`);
+    output.print(`endpoint: ${sim.url}`);
+    output.print(`ca: ${ca}`);
+    output.print(`claim certificate: ${cert}`);
+    output.print(`claim key: ${key}`);
+    for (const [name, template] of names) {
+      const required = template.requiredParameters ?? [];
+      output.print(`template: ${name}${required.length > 0 ? ` (parameters: ${required.join(', ')})` : ''}`);
+    }
+    const [firstName, first] = names[0] ?? ['DemoTemplate', {}];
+    const params = (first.requiredParameters ?? []).map(
+      (p) => ` --param ${p}=${p === 'SerialNumber' ? 'SN-1' : 'value'}`,
+    );
+    output.print(
+      `try: fleet-provision provision --endpoint ${sim.url}` +
+        (tls ? ` --ca ${ca} --claim-cert ${cert} --claim-key ${key}` : '') +
+        ` --template ${firstName}${params.join('')} --out ./credentials`,
+    );
+    output.note('Ctrl-C to stop.');
+    if (!quiet) sim.on('answer', (entry: AnswerEvent & RequestLogEntry) => output.print(answerLine(entry)));
+    await untilAborted(context.signal);
+    output.note('stopping…');
+  } finally {
+    await sim.close();
+  }
+  output.note('stopped');
+  return EXIT.ok;
+}
+
+function answerLine(entry: AnswerEvent & RequestLogEntry): string {
+  const verdict =
+    entry.kind === 'accepted'
+      ? 'accepted'
+      : `rejected ${entry.statusCode ?? ''} ${entry.errorCode ?? ''}`.trim();
+  const fault = entry.fault === undefined ? '' : ` [fault: ${entry.fault}]`;
+  return `${new Date(entry.at).toISOString()} ${entry.operation} ${entry.format ?? ''} ${verdict} client=${entry.clientId}${fault}`;
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((done) => signal.addEventListener('abort', () => done(), { once: true }));
+}
+
+async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefinition>> {
+  const path = flags.required('templates');
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    const why = error instanceof SyntaxError ? 'not valid JSON' : 'not readable';
+    throw flags.usage(`the --templates file ${JSON.stringify(path)} is ${why}.`);
+  }
+  const parsed = TemplateFileSchema.safeParse(value);
+  if (!parsed.success) {
+    const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ');
+    throw flags.usage(
+      `the --templates file ${JSON.stringify(path)} is not a map of templates (at ${where}).`,
+    );
+  }
+  const templates: Record<string, TemplateDefinition> = {};
+  for (const [name, t] of Object.entries(parsed.data)) {
+    templates[name] = {
+      ...(t.thingName === undefined ? {} : { thingName: t.thingName }),
+      ...(t.deviceConfiguration === undefined ? {} : { deviceConfiguration: t.deviceConfiguration }),
+      ...(t.requiredParameters === undefined ? {} : { requiredParameters: t.requiredParameters }),
+      ...(t.certificateStatus === undefined ? {} : { certificateStatus: t.certificateStatus }),
+    };
+  }
+  return templates;
+}

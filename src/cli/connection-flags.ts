@@ -1,0 +1,181 @@
+/**
+ * The flags that say where and how to provision (endpoint, template, claim credentials, keys, format,
+ * parameters, timeouts), shared by `provision` and `load`, turned into provision() options.
+ */
+import { readFile } from 'node:fs/promises';
+import { KEY_TYPES } from '../keys.js';
+import type { KeySource, ProvisionOptions } from '../provision-options.js';
+import type { FlagSpecs, Flags } from './args.js';
+
+/** The connection and request flags. `env`: whether FLEET_PROVISION_* variables may set them. */
+export function connectionFlagSpecs(env: boolean): FlagSpecs {
+  return {
+    endpoint: { type: 'string', env },
+    template: { type: 'string', env },
+    'claim-cert': { type: 'string', env },
+    'claim-key': { type: 'string', env },
+    ca: { type: 'string', env },
+    param: { type: 'string', multiple: true, env },
+    'params-json': { type: 'string', env },
+    'client-id': { type: 'string', env },
+    keys: { type: 'string', env },
+    csr: { type: 'string', env },
+    format: { type: 'string', env },
+    timeout: { type: 'string', env },
+    retries: { type: 'string', env },
+  };
+}
+
+/** `--keys` words: where the key comes from. */
+export const KEYS_CHOICES = ['server', 'generate', ...KEY_TYPES] as const;
+
+/** The key source `--keys` and `--csr` ask for. */
+export async function keySourceFrom(flags: Flags): Promise<KeySource> {
+  const keys = flags.choice('keys', KEYS_CHOICES);
+  if (flags.has('csr')) {
+    if (keys !== undefined) {
+      throw flags.usage(
+        `${flags.source('csr')} and ${flags.source('keys')} exclude each other: a CSR brings its own key.`,
+      );
+    }
+    return { csr: await readPem(flags, 'csr') };
+  }
+  if (keys === undefined || keys === 'server' || keys === 'generate') return keys ?? 'server';
+  return { generate: keys };
+}
+
+/**
+ * Template parameters from `--params-json` and repeated `--param KEY=VALUE` (which win).
+ * @throws {UsageError} on a `--param` without `=`, or JSON that is not an object of strings.
+ */
+export function parametersFrom(flags: Flags): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  let any = false;
+  const json = flags.string('params-json');
+  if (json !== undefined) {
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      throw flags.usage(`${flags.source('params-json')} is not valid JSON.`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw flags.usage(
+        `${flags.source('params-json')} must be a JSON object, e.g. {"SerialNumber":"SN-1"}.`,
+      );
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (typeof item !== 'string') {
+        throw flags.usage(
+          `${flags.source('params-json')}: the value of ${JSON.stringify(key)} must be a string.`,
+        );
+      }
+      out[key] = item;
+      any = true;
+    }
+  }
+  for (const pair of flags.strings('param')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) {
+      throw flags.usage(`${flags.source('param')} takes KEY=VALUE, not ${JSON.stringify(pair)}.`);
+    }
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+/**
+ * A PEM file named by a flag. From an environment variable the value may also be the PEM text itself,
+ * which is how CI systems hand out secrets; on the command line it is always a path (arguments show in
+ * `ps`).
+ * @throws {UsageError} when the file cannot be read or holds no PEM.
+ */
+export async function readPem(flags: Flags, name: string): Promise<string> {
+  const value = flags.required(name);
+  const source = flags.source(name);
+  if (source.startsWith('FLEET_PROVISION_') && value.trimStart().startsWith('-----BEGIN ')) return value;
+  let text: string;
+  try {
+    text = await readFile(value, 'utf8');
+  } catch (error) {
+    const code =
+      typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'error';
+    throw flags.usage(`cannot read the ${source} file ${JSON.stringify(value)} (${code}).`);
+  }
+  if (!text.includes('-----BEGIN ')) {
+    throw flags.usage(`the ${source} file ${JSON.stringify(value)} holds no PEM (-----BEGIN …-----).`);
+  }
+  return text;
+}
+
+/** What to ask for (template, parameters, keys, format, deadlines), without where: the flags say. */
+export type RequestOptions = Omit<
+  ProvisionOptions,
+  'endpoint' | 'claimCertificate' | 'claimPrivateKey' | 'caCertificate' | 'client'
+>;
+
+/** The request options from the flags (reading `--csr`); `defaults.templateName` stands in for `--template`. */
+export async function requestOptionsFrom(
+  flags: Flags,
+  defaults: { templateName?: string } = {},
+): Promise<RequestOptions> {
+  const templateName = flags.string('template') ?? defaults.templateName;
+  if (templateName === undefined)
+    throw flags.usage('missing required flag --template (or FLEET_PROVISION_TEMPLATE).');
+  const keys = await keySourceFrom(flags);
+  const parameters = parametersFrom(flags);
+  const format = flags.choice('format', ['json', 'cbor'] as const);
+  const timeoutMs = flags.integer('timeout', { min: 1 });
+  const retries = flags.integer('retries', { min: 0, max: 99 });
+  const clientId = flags.string('client-id');
+  return {
+    templateName,
+    keys,
+    ...(parameters === undefined ? {} : { parameters }),
+    ...(format === undefined ? {} : { format }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(retries === undefined ? {} : { retry: { attempts: retries + 1 } }),
+    ...(clientId === undefined ? {} : { clientId }),
+  };
+}
+
+/** True unless the endpoint is plain `mqtt://` (a local broker without TLS). */
+export function usesTls(endpoint: string): boolean {
+  return !/^mqtt:\/\//i.test(endpoint.trim());
+}
+
+/** The full provision() options from the flags: where, with which credentials (files read), and what. */
+export async function provisionOptionsFrom(flags: Flags): Promise<ProvisionOptions & { endpoint: string }> {
+  const endpoint = flags.required('endpoint');
+  const request = await requestOptionsFrom(flags);
+  const tls = usesTls(endpoint);
+  // Plain MQTT (a local broker) needs no client certificate; over TLS both halves are required.
+  const claimCertificate = tls || flags.has('claim-cert') ? await readPem(flags, 'claim-cert') : undefined;
+  const claimPrivateKey = tls || flags.has('claim-key') ? await readPem(flags, 'claim-key') : undefined;
+  const caCertificate = flags.has('ca') ? await readPem(flags, 'ca') : undefined;
+  return {
+    ...request,
+    endpoint,
+    ...(claimCertificate === undefined ? {} : { claimCertificate }),
+    ...(claimPrivateKey === undefined ? {} : { claimPrivateKey }),
+    ...(caCertificate === undefined ? {} : { caCertificate }),
+  };
+}
+
+/** The help text of the connection flags. */
+export const CONNECTION_FLAGS_HELP = `  --endpoint <host|url>   AWS IoT data endpoint (abc123-ats.iot.eu-west-1.amazonaws.com),
+                          or mqtts://host:port (443 uses ALPN x-amzn-mqtt-ca), mqtt://host:port
+  --template <name>       provisioning template name
+  --claim-cert <file>     claim certificate (PEM)
+  --claim-key <file>      claim certificate's private key (PEM)
+  --ca <file>             CA of the server certificate (PEM; default: Node's roots, which include Amazon's)
+  --param KEY=VALUE       template parameter; repeat for more
+  --params-json <json>    template parameters as a JSON object of strings (--param wins)
+  --client-id <id>        MQTT client id of the claim connection (default: unique per run)
+  --keys <source>         server (CreateKeysAndCertificate, default) | generate (EC P-256 made here)
+                          | ec-p256 | ec-p384 | rsa-2048 | rsa-3072 (made here, sent as a CSR)
+  --csr <file>            use your own CSR (key kept elsewhere, e.g. a secure element)
+  --format json|cbor      payload format (default json)
+  --timeout <ms>          deadline of each connection and operation (default 30000)
+  --retries <n>           retries of 429/5xx answers, timeouts and lost connections (default 3)`;
