@@ -79,7 +79,7 @@ type Hold =
   | { kind: 'settle' | 'quarantine'; handle: NodeJS.Timeout };
 
 /** The longest a pair is held after an answer, waiting for duplicates of it. */
-export const SETTLE_MAX_MS = 5;
+export const SETTLE_MAX_MS = 25;
 
 /** One topic pair: its FIFO queue of calls and the state that matches answers to them. */
 export class TopicPair {
