@@ -54,7 +54,9 @@ export class Output {
       this.#stderr.write(`${redact(line)}\n`);
       return;
     }
-    const width = Math.max(20, (this.#stderr.columns ?? 80) - 1);
+    // A terminal without a size (a pipe through `script`, some CI runners) reports 0 columns.
+    const columns = this.#stderr.columns ?? 0;
+    const width = (columns >= 20 ? columns : 80) - 1;
     const text = redact(line);
     this.#stderr.write(`\r\x1b[2K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
     this.#live = true;

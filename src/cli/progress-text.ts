@@ -51,7 +51,7 @@ export function describeProgress(event: ProgressEvent): { step: string; text: st
     case 'retrying':
       return {
         step: 'retrying',
-        text: `${event.operation} failed with ${event.code}; try ${event.attempt} in ${event.delayMs} ms`,
+        text: `${event.operation === 'certificate' ? 'the certificate request' : event.operation} failed with ${event.code}; try ${event.attempt} in ${event.delayMs} ms`,
       };
   }
 }

@@ -4,6 +4,7 @@
  * `--endpoint` names a real one.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { provision } from '../../provision.js';
@@ -86,6 +87,8 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     quiet: flags.boolean('quiet'),
   });
   const reportPath = flags.string('report');
+  // Each provision() in flight listens for the abort: C at a time is expected, not a leak.
+  setMaxListeners(concurrency * 4 + 10, context.signal);
 
   const simulated = !flags.has('endpoint');
   let close = async () => {};
