@@ -7,14 +7,9 @@ import type { MqttClient } from 'mqtt';
 import { closeConnection, openConnection } from './connection.js';
 import { type StagedCredentials, stageCredentials } from './credentials.js';
 import { endpointUrl } from './endpoint.js';
-import {
-  ConnectionLostError,
-  FleetProvisioningError,
-  InvalidResponseError,
-  type OperationName,
-} from './errors.js';
+import { ConnectionLostError, FleetProvisioningError, InvalidResponseError } from './errors.js';
 import { FleetProvisioningClient } from './fleet-provisioning-client.js';
-import { certificateMatchesCsr, certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
+import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
 import {
   type ProvisionedDevice,
   type ProvisionOptions,
@@ -70,7 +65,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionedD
     const certificate = await run.withRetries('certificate', (fpc) =>
       requestCertificate(fpc, plan, material),
     );
-    await checkCertificate(certificate, material);
+    checkCertificate(certificate, material);
     plan.onProgress({ step: 'certificate', certificateId: certificate.certificateId });
 
     if (plan.outDir !== undefined) {
@@ -168,25 +163,26 @@ async function requestCertificate(
   return { ...answer, privateKey: material.privateKeyPem, issuedAt };
 }
 
-/** The certificate must carry the key we hold (or the CSR's key): otherwise it is someone else's answer. */
-async function checkCertificate(certificate: Certificate, material: KeyMaterial): Promise<void> {
-  const matches =
-    material.csrPem !== undefined
-      ? await certificateMatchesCsr(certificate.certificatePem, material.csrPem)
-      : certificate.privateKey !== undefined &&
-        certificateMatchesPrivateKey(certificate.certificatePem, certificate.privateKey);
-  if (!matches) {
-    const operation: OperationName =
-      material.csrPem === undefined ? 'CreateKeysAndCertificate' : 'CreateCertificateFromCsr';
-    throw new InvalidResponseError({
-      operation,
-      issues: [{ path: 'certificatePem', problem: 'does not match the private key or CSR' }],
-      message:
-        `${operation} returned certificate ${certificate.certificateId}, whose public key does not match ` +
-        (material.csrPem === undefined ? 'the private key sent with it' : 'the CSR') +
-        '. Nothing was written and RegisterThing was not sent.',
-    });
+/**
+ * The certificate must carry the key it came with: otherwise the answer is corrupt or someone else's.
+ * A CSR answer needs no check here: FleetProvisioningClient already refuses a certificate that does not
+ * certify the CSR's public key.
+ */
+function checkCertificate(certificate: Certificate, material: KeyMaterial): void {
+  if (material.csrPem !== undefined) return;
+  if (
+    certificate.privateKey !== undefined &&
+    certificateMatchesPrivateKey(certificate.certificatePem, certificate.privateKey)
+  ) {
+    return;
   }
+  throw new InvalidResponseError({
+    operation: 'CreateKeysAndCertificate',
+    issues: [{ path: 'certificatePem', problem: 'does not match the private key' }],
+    message:
+      `CreateKeysAndCertificate returned certificate ${certificate.certificateId}, whose public key does not ` +
+      'match the private key sent with it. Nothing was written and RegisterThing was not sent.',
+  });
 }
 
 function requestOptions(plan: ProvisionPlan): { timeoutMs: number; signal?: AbortSignal } {
