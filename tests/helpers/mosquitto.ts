@@ -42,6 +42,7 @@ export async function startMosquitto(options: { denySubscribe?: string[] } = {})
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
+    'set_tcp_nodelay true',
     'log_dest stderr',
   ];
   if (options.denySubscribe !== undefined) {
