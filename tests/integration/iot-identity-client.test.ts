@@ -52,18 +52,6 @@ const keysAnswer: CreateKeysAndCertificateResponse = {
   certificateOwnershipToken: 'token-123',
 };
 
-/** Resolves with the next message the client receives on `topic`. */
-function nextMessage(client: MqttClient, topic: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const onMessage = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      client.removeListener('message', onMessage);
-      resolve(payload);
-    };
-    client.on('message', onMessage);
-  });
-}
-
 /** Counts the packets of one type that the client sends. */
 function countSent(client: MqttClient, cmd: Packet['cmd']): { readonly count: number } {
   const counter = { count: 0 };

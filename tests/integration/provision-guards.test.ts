@@ -15,7 +15,7 @@ import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { topics } from '../../src/topics.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
-import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';
+import { tempDir } from '../helpers/provision-fixtures.js';
 import { connectTo } from '../helpers/sim-mqtt.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
