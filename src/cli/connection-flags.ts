@@ -145,22 +145,30 @@ export function usesTls(endpoint: string): boolean {
   return !/^mqtt:\/\//i.test(endpoint.trim());
 }
 
-/** The full provision() options from the flags: where, with which credentials (files read), and what. */
-export async function provisionOptionsFrom(flags: Flags): Promise<ProvisionOptions & { endpoint: string }> {
+/** Where to connect and with which credentials: `--endpoint` and the PEM files (read here). */
+export async function connectionOptionsFrom(
+  flags: Flags,
+): Promise<
+  Pick<ProvisionOptions, 'claimCertificate' | 'claimPrivateKey' | 'caCertificate'> & { endpoint: string }
+> {
   const endpoint = flags.required('endpoint');
-  const request = await requestOptionsFrom(flags);
   const tls = usesTls(endpoint);
   // Plain MQTT (a local broker) needs no client certificate; over TLS both halves are required.
   const claimCertificate = tls || flags.has('claim-cert') ? await readPem(flags, 'claim-cert') : undefined;
   const claimPrivateKey = tls || flags.has('claim-key') ? await readPem(flags, 'claim-key') : undefined;
   const caCertificate = flags.has('ca') ? await readPem(flags, 'ca') : undefined;
   return {
-    ...request,
     endpoint,
     ...(claimCertificate === undefined ? {} : { claimCertificate }),
     ...(claimPrivateKey === undefined ? {} : { claimPrivateKey }),
     ...(caCertificate === undefined ? {} : { caCertificate }),
   };
+}
+
+/** The full provision() options from the flags: where, with which credentials (files read), and what. */
+export async function provisionOptionsFrom(flags: Flags): Promise<ProvisionOptions & { endpoint: string }> {
+  const request = await requestOptionsFrom(flags);
+  return { ...request, ...(await connectionOptionsFrom(flags)) };
 }
 
 /** The help text of the connection flags. */

@@ -3,7 +3,7 @@
  * files and modes, `--json` (parsed, checked for secrets), idempotency and `--force`, configuration from
  * the environment, output modes, and a provision path that never loads the simulator.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -99,6 +99,41 @@ describe('fleet-provision provision', () => {
     expect(connects()).toBeGreaterThan(before);
     const device = JSON.parse(await readFile(join(out, 'device.json'), 'utf8')) as { certificateId: string };
     expect(device.certificateId).toBe(forcedId);
+  });
+
+  it('when already provisioned, still rejects bad flags but needs no claim files', async () => {
+    const out = join(env.dir, 'done-once');
+    const claimCopy = join(env.dir, 'claim-copy.pem.crt');
+    const keyCopy = join(env.dir, 'claim-copy.private.pem.key');
+    await writeFile(claimCopy, env.sim.claimCertificate);
+    await writeFile(keyCopy, env.sim.claimPrivateKey, { mode: 0o600 });
+    const flags = [
+      'provision',
+      '--endpoint',
+      env.sim.url,
+      '--ca',
+      env.files.ca,
+      '--claim-cert',
+      claimCopy,
+      '--claim-key',
+      keyCopy,
+      '--template',
+      'DemoTemplate',
+      '--param',
+      'SerialNumber=SN-once',
+      '--out',
+      out,
+    ];
+    expect((await runCli(flags)).code).toBe(0);
+    // Factories delete the claim credentials once a device is provisioned; the next boot must still pass.
+    await rm(claimCopy);
+    await rm(keyCopy);
+    const again = await runCli(flags);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/already provisioned: thing SN-once/);
+    const typo = await runCli([...flags, '--keys', 'ed25519']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/--keys must be one of/);
   });
 
   it('takes every setting from FLEET_PROVISION_* variables, PEM text included', async () => {

@@ -10,7 +10,8 @@ import { parseFlags } from '../args.js';
 import {
   CONNECTION_FLAGS_HELP,
   connectionFlagSpecs,
-  provisionOptionsFrom,
+  connectionOptionsFrom,
+  requestOptionsFrom,
   usesTls,
 } from '../connection-flags.js';
 import type { CommandContext } from '../context.js';
@@ -81,8 +82,13 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   });
   const outDir = resolve(flags.string('out') ?? 'credentials');
   // The flags must make sense even when there is nothing to do, so a broken script fails the first time.
+  // Only the claim files are left unread: a provisioned device may have deleted them.
   const endpoint = flags.required('endpoint');
-  flags.required('template');
+  const request = await requestOptionsFrom(flags);
+  const verify = flags.boolean('verify');
+  if (verify && typeof request.keys === 'object' && 'csr' in request.keys) {
+    throw flags.usage('--verify needs the private key, which stays with your CSR: drop --verify or --csr.');
+  }
   if (usesTls(endpoint)) {
     flags.required('claim-cert');
     flags.required('claim-key');
@@ -92,25 +98,18 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     const existing = await readDeviceJson(outDir);
     if (existing !== undefined) {
       const files = filesIn(outDir);
-      if (json) {
-        emitJson(output, { ...existing, files, alreadyProvisioned: true });
-      } else {
-        output.note(
-          `already provisioned: ${existing.thingName === undefined ? 'no thing' : `thing ${existing.thingName}`}, ` +
-            `certificate ${existing.certificateId}, in ${outDir} (use --force to provision again)`,
-        );
-      }
+      output.note(
+        `already provisioned: ${existing.thingName === undefined ? 'no thing' : `thing ${existing.thingName}`}, ` +
+          `certificate ${existing.certificateId}, in ${outDir} (use --force to provision again)`,
+      );
+      if (json) emitJson(output, { ...existing, files, alreadyProvisioned: true });
       return EXIT.ok;
     }
   }
 
-  const options = await provisionOptionsFrom(flags);
-  const verify = flags.boolean('verify');
-  if (verify && typeof options.keys === 'object' && 'csr' in options.keys) {
-    throw flags.usage('--verify needs the private key, which stays with your CSR: drop --verify or --csr.');
-  }
   const device = await provision({
-    ...options,
+    ...request,
+    ...(await connectionOptionsFrom(flags)),
     outDir,
     verify,
     signal: context.signal,

@@ -16,8 +16,9 @@ export const help = `Usage: fleet-provision simulate [--port N] [--host H] [--no
 
 Run a local AWS IoT Fleet Provisioning simulator until Ctrl-C (SIGINT) or SIGTERM. It prints its
 endpoint, writes the CA, claim certificate and claim key clients need to --out, and prints one line
-per request it answers. The identity in --out is reused next time, so devices it provisioned keep
-trusting it (their certificates must be provisioned again: the registry lives in memory).
+per request it answers. --out also keeps the simulator's own CA and server keys, and the next start
+reuses them, so the CA and claim files clients hold stay valid across restarts. Things and
+certificates it registered live in memory only.
 
 Options:
   --port <n>              port to listen on (default 8883; 0 picks a free one)
