@@ -45,7 +45,7 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   if (tls && (certificate === undefined || privateKey === undefined)) {
     throw new InvalidArgumentError('A TLS connection needs a client certificate and its private key (PEM).');
   }
-  signal?.throwIfAborted?.();
+  if (signal?.aborted === true) throw new AbortedError(signal.reason);
   const { MqttClient } = await import('mqtt');
   const url = endpointUrl(endpoint);
   const client = new MqttClient(
@@ -92,7 +92,12 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
       const onConnect = () => settle();
       const onError = (error: Error) => settle(connectFailure(url, error));
       const onClose = () =>
-        settle(new ConnectionLostError(`The connection to ${url} closed before the broker accepted it.`));
+        settle(
+          new ConnectionLostError(
+            `The connection to ${url} closed before the broker accepted it. If this repeats, the broker ` +
+              'refuses the client certificate: check that it is registered, ACTIVE and signed by a CA it trusts.',
+          ),
+        );
       const onAbort = () => settle(new AbortedError(signal?.reason));
       const timer = setTimeout(() => settle(new TimeoutError({ phase: 'connect', timeoutMs })), timeoutMs);
       client.on('connect', onConnect);
@@ -121,8 +126,10 @@ function isIpAddress(host: string): boolean {
 function connectFailure(url: string, error: Error): ConnectionLostError {
   const code = 'code' in error ? String(error.code) : '';
   let hint = 'Check the endpoint, the network and the credentials.';
+  let retryable = true;
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
     hint = "The server's certificate is not trusted: pass the CA that signs it (for AWS, Amazon Root CA 1).";
+    retryable = false;
   } else if (/Not authorized|Bad username|refused/i.test(error.message)) {
     hint = 'The broker refused the client certificate: check that it is registered and ACTIVE.';
   } else if (code === 'ECONNREFUSED') {
@@ -130,5 +137,8 @@ function connectFailure(url: string, error: Error): ConnectionLostError {
   } else if (/alert|handshake|ECONNRESET/i.test(`${code} ${error.message}`)) {
     hint = 'The TLS handshake failed: the broker may have refused the client certificate.';
   }
-  return new ConnectionLostError(`Could not connect to ${url}: ${error.message}. ${hint}`, { cause: error });
+  return new ConnectionLostError(`Could not connect to ${url}: ${error.message}. ${hint}`, {
+    cause: error,
+    retryable,
+  });
 }

@@ -77,7 +77,7 @@ export class RejectedError extends FleetProvisioningError {
     const retryable = isRetryableStatus(details.statusCode);
     super(
       'REJECTED',
-      `${details.operation} was rejected: ${details.statusCode} ${details.errorCode}: ${details.errorMessage}. ` +
+      `${details.operation} was rejected: ${details.statusCode} ${details.errorCode}: ${details.errorMessage.replace(/\.+$/, '')}. ` +
         (retryable
           ? 'The service may accept it later: retry with backoff.'
           : 'Retrying the same request will not help: check the template, parameters, token or CSR.'),
@@ -198,8 +198,14 @@ export class PublishFailedError extends FleetProvisioningError {
 /** The connection dropped, or was not up, while an operation needed it. Retry on a new connection. */
 export class ConnectionLostError extends FleetProvisioningError {
   override name = 'ConnectionLostError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * False when trying again cannot help (the server's certificate is not trusted): provision() then
+   * does not retry.
+   */
+  readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super('CONNECTION_LOST', message, options);
+    this.retryable = options?.retryable ?? true;
   }
 }
 

@@ -7,7 +7,7 @@ import type { MqttClient } from 'mqtt';
 import { closeConnection, openConnection } from './connection.js';
 import { type StagedCredentials, stageCredentials } from './credentials.js';
 import { endpointUrl } from './endpoint.js';
-import { ConnectionLostError, FleetProvisioningError, InvalidResponseError } from './errors.js';
+import { AbortedError, ConnectionLostError, FleetProvisioningError, InvalidResponseError } from './errors.js';
 import { FleetProvisioningClient } from './fleet-provisioning-client.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
 import {
@@ -57,7 +57,7 @@ interface Certificate {
  */
 export async function provision(options: ProvisionOptions): Promise<ProvisionedDevice> {
   const plan = planProvision(options);
-  plan.signal?.throwIfAborted();
+  if (plan.signal?.aborted === true) throw new AbortedError(plan.signal.reason);
   const material = await keyMaterial(plan);
   const run = new ProvisionRun(plan);
   let staged: StagedCredentials | undefined;
@@ -113,7 +113,12 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionedD
       plan.onProgress({ step: 'saved', files });
     }
     if (plan.verify && certificate.privateKey !== undefined) {
-      device.verified = await verifyCertificate(plan, certificate.certificatePem, certificate.privateKey);
+      device.verified = await verifyCertificate(
+        plan,
+        certificate.certificatePem,
+        certificate.privateKey,
+        registered.thingName,
+      );
       plan.onProgress({ step: 'verified', accepted: device.verified });
     }
     return device;
@@ -283,11 +288,16 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }
 
-/** Connect with the new certificate: true when the broker accepts it (CONNACK), false when it refuses. */
+/**
+ * Connect with the new certificate: true when the broker accepts it (CONNACK), false when it refuses.
+ * The client id is the thing name when there is one, as AWS's recommended device policy requires
+ * (`iot:Connect` on `client/${iot:Connection.Thing.ThingName}`).
+ */
 async function verifyCertificate(
   plan: ProvisionPlan,
   certificatePem: string,
   privateKeyPem: string,
+  thingName: string | undefined,
 ): Promise<boolean> {
   const endpoint = plan.endpoint;
   if (endpoint === undefined) return false;
@@ -296,6 +306,7 @@ async function verifyCertificate(
       endpoint,
       certificate: certificatePem,
       privateKey: privateKeyPem,
+      ...optional('clientId', thingName),
       timeoutMs: plan.timeoutMs,
       protocolVersion: plan.protocolVersion,
       ...optional('caCertificate', plan.caCertificate),

@@ -41,12 +41,15 @@ export function retryPolicy(options: RetryOptions | false | undefined): RetryPol
 
 /**
  * True for what may succeed when tried again: a rejection with status 429 or 5xx, a timeout, a lost
- * connection. Everything else (a 4xx, a bad answer, a bad argument, an abort) fails the same way twice.
+ * connection (but not a server certificate that is not trusted). Everything else (a 4xx, a bad answer, a
+ * bad argument, an abort) fails the same way twice.
  */
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof FleetProvisioningError)) return false;
-  if (error.code === 'REJECTED') return 'retryable' in error && error.retryable === true;
-  return error.code === 'TIMEOUT' || error.code === 'CONNECTION_LOST';
+  if (error.code === 'REJECTED' || error.code === 'CONNECTION_LOST') {
+    return 'retryable' in error && error.retryable === true;
+  }
+  return error.code === 'TIMEOUT';
 }
 
 /**

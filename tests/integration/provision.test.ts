@@ -165,6 +165,11 @@ describe('provision() steps and outcomes', () => {
     expect(device.verified).toBe(true);
     expect(events[0]).toEqual({ step: 'key', keyType: 'ec-p256' });
     expect(events.at(-1)).toEqual({ step: 'verified', accepted: true });
+    // It connects as the thing, as AWS's recommended device policy requires of the client id.
+    const verifying = sim
+      .requests()
+      .filter((e) => e.type === 'connect' && e.certificateId === device.certificateId);
+    expect(verifying.map((e) => e.clientId)).toEqual(['sensor-SN-verify']);
     // The verifying connection presented the new device certificate.
     expect(sim.requests().some((e) => e.type === 'connect' && e.certificateId === device.certificateId)).toBe(
       true,
@@ -332,12 +337,35 @@ describe('provision() steps and outcomes', () => {
     await expect(pending).rejects.toMatchObject({ code: 'ABORTED', cause: 'operator stop' });
   });
 
-  it('refuses a server certificate from an untrusted CA, with no insecure switch', async () => {
+  it('rejects ABORTED at once when the signal has already fired', async () => {
+    const before = sim.requests().length;
+    await expect(
+      provision({
+        ...claimOptions(sim),
+        templateName: 'DemoTemplate',
+        signal: AbortSignal.abort('too late'),
+      }),
+    ).rejects.toMatchObject({ code: 'ABORTED', cause: 'too late' });
+    expect(sim.requests()).toHaveLength(before);
+  });
+
+  it('refuses a server certificate from an untrusted CA, with no insecure switch and no retry', async () => {
     const other = await startSimulator({ serverKeyType: 'ec-p256' });
+    const events: ProgressEvent[] = [];
     try {
       await expect(
-        provision({ ...claimOptions(sim), endpoint: other.url, templateName: 'DemoTemplate', retry: false }),
-      ).rejects.toMatchObject({ code: 'CONNECTION_LOST', message: expect.stringContaining('not trusted') });
+        provision({
+          ...claimOptions(sim),
+          endpoint: other.url,
+          templateName: 'DemoTemplate',
+          onProgress: (e) => events.push(e),
+        }),
+      ).rejects.toMatchObject({
+        code: 'CONNECTION_LOST',
+        retryable: false,
+        message: expect.stringContaining('not trusted'),
+      });
+      expect(events.map((e) => e.step)).toEqual(['connecting']);
       expect(other.requests().filter((e) => e.type === 'connect' && e.allowed === true)).toHaveLength(0);
     } finally {
       await other.close();

@@ -68,6 +68,17 @@ describe('error classes', () => {
     expect(e.message).toContain(String(statusCode));
   });
 
+  it('does not double the full stop of a service message', () => {
+    const e = new RejectedError({
+      operation: 'RegisterThing',
+      statusCode: 400,
+      errorCode: 'E',
+      errorMessage: 'Token expired.',
+    });
+    expect(e.message).toContain('Token expired. ');
+    expect(e.message).not.toContain('..');
+  });
+
   it('SubscribeFailedError shows the reason code in hex', () => {
     expect(new SubscribeFailedError({ topic: 'a/b', reasonCode: 0x87 }).message).toContain('0x87');
   });
