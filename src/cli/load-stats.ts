@@ -50,8 +50,13 @@ export function summarize(latencies: readonly number[]): LatencySummary | undefi
  */
 export function histogram(latencies: readonly number[], bars = 12): HistogramBucket[] {
   if (latencies.length === 0) return [];
-  const min = Math.min(...latencies);
-  const max = Math.max(...latencies);
+  // A loop, not Math.min(...values): spreading a million latencies overflows the stack.
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const value of latencies) {
+    if (value < min) min = value;
+    if (value > max) max = value;
+  }
   if (max - min < 1e-9) return [{ fromMs: min, toMs: max, count: latencies.length }];
   const geometric = min > 0 && max / min > 8;
   const edge = (i: number) => (geometric ? min * (max / min) ** (i / bars) : min + ((max - min) * i) / bars);

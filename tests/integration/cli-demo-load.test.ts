@@ -123,10 +123,14 @@ describe('fleet-provision load', () => {
     ).toBe(true);
   });
 
-  it('exits 2 naming a missing --devices', async () => {
+  it('exits 2 naming a missing --devices, or a shared --client-id', async () => {
     const result = await runCli(['load', '--concurrency', '4']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/missing required flag --devices/);
+    // One client id for every connection would make the broker drop all but the newest.
+    const shared = await runCli(['load', '--devices', '2', '--client-id', 'same']);
+    expect(shared.code).toBe(2);
+    expect(shared.stderr).toMatch(/--client-id cannot be used with load/);
   });
 
   it('has --help with an example', async () => {

@@ -1,9 +1,10 @@
 /**
  * The summary `load` prints: counts, failures by code, throughput, percentiles and the histogram.
  */
+
+import type { LoadReport } from '../load-run.js';
 import { drawHistogram, formatMs } from '../load-stats.js';
 import type { Output } from '../output.js';
-import type { LoadReport } from './load.js';
 
 /** Print `report` for people, on stdout. */
 export function printSummary(output: Output, report: LoadReport, reportPath: string | undefined): void {

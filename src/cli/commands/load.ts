@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { provision } from '../../provision.js';
 import type { ProvisionOptions } from '../../provision-options.js';
 import { type Flags, parseFlags } from '../args.js';
 import {
@@ -17,8 +16,8 @@ import {
   requestOptionsFrom,
 } from '../connection-flags.js';
 import type { CommandContext } from '../context.js';
-import { EXIT, errorLabel, exitCodeOf } from '../exit-codes.js';
-import { type HistogramBucket, histogram, type LatencySummary, summarize } from '../load-stats.js';
+import { EXIT, exitCodeOf } from '../exit-codes.js';
+import { loadReport, provisionMany } from '../load-run.js';
 import { Output } from '../output.js';
 import { ProgressBar } from '../progress-bar.js';
 import { printSummary } from './load-summary.js';
@@ -56,149 +55,94 @@ const FLAGS = {
   quiet: { type: 'boolean' },
 } as const;
 
-/** The figures of a run, as `--report` and `--json` write them. */
-export interface LoadReport {
-  devices: number;
-  concurrency: number;
-  target: { endpoint: string; simulator: boolean };
-  keys: string;
-  format: string;
-  startedAt: string;
-  durationMs: number;
-  succeeded: number;
-  failed: number;
-  failuresByCode: Record<string, number>;
-  retries: number;
-  throughputPerSecond: number;
-  latencyMs: LatencySummary | null;
-  histogram: HistogramBucket[];
-}
-
 /** Run the load test; resolves with the exit code. */
 export async function run(argv: string[], context: CommandContext): Promise<number> {
   const flags = parseFlags('load', argv, FLAGS, context.env);
   const devices = flags.integer('devices', { min: 1, max: 1_000_000 });
   if (devices === undefined) throw flags.usage('missing required flag --devices.');
   const concurrency = Math.min(devices, flags.integer('concurrency', { min: 1, max: 10_000 }) ?? 10);
+  if (flags.has('client-id')) {
+    throw flags.usage('--client-id cannot be used with load: every device needs its own client id.');
+  }
   const json = flags.boolean('json');
-  const output = new Output({
-    stdout: context.stdout,
-    stderr: context.stderr,
-    quiet: flags.boolean('quiet'),
-  });
+  const quiet = flags.boolean('quiet');
+  const output = new Output({ stdout: context.stdout, stderr: context.stderr, quiet });
   const reportPath = flags.string('report');
   // Each provision() in flight listens for the abort: C at a time is expected, not a leak.
   setMaxListeners(concurrency * 4 + 10, context.signal);
 
-  const simulated = !flags.has('endpoint');
-  let close = async () => {};
-  let base: ProvisionOptions & { endpoint: string };
-  if (simulated) {
-    base = await simulatorOptions(flags, (stop) => {
-      close = stop;
-    });
-  } else {
-    base = await provisionOptionsFrom(flags);
+  const target = flags.has('endpoint') ? await endpointTarget(flags) : await simulatorTarget(flags);
+  if (!target.simulator) {
     output.warn(
-      `load against ${base.endpoint} creates ${devices} real things and certificates there, ` +
+      `load against ${target.options.endpoint} creates ${devices} real things and certificates there, ` +
         'and does not delete them.',
     );
   }
-
   try {
     const runId = randomBytes(3).toString('hex');
-    const latencies: number[] = [];
-    const failures = new Map<string, { count: number; example: unknown }>();
-    let retries = 0;
-    let next = 0;
-    let done = 0;
     const bar = new ProgressBar(output, devices);
-    const startedAt = new Date();
-    const started = performance.now();
-    const worker = async () => {
-      while (next < devices && !context.signal.aborted) {
-        const index = next++;
-        const begin = performance.now();
-        try {
-          await provision({
-            ...base,
-            parameters: parametersFor(base.parameters, index, runId),
-            signal: context.signal,
-            onProgress: (event) => {
-              if (event.step === 'retrying') retries++;
-            },
-          });
-          latencies.push(performance.now() - begin);
-        } catch (error) {
-          const label = errorLabel(error);
-          const entry = failures.get(label) ?? { count: 0, example: error };
-          entry.count++;
-          failures.set(label, entry);
-        }
-        done++;
-        bar.update(done, done - latencies.length);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    output.finish();
-    const durationMs = performance.now() - started;
-    const report: LoadReport = {
+    const outcome = await provisionMany(target.options, {
       devices,
       concurrency,
-      target: { endpoint: simulated ? 'in-process simulator' : base.endpoint, simulator: simulated },
-      keys:
-        typeof base.keys === 'object'
-          ? 'csr' in base.keys
-            ? 'csr'
-            : base.keys.generate
-          : (base.keys ?? 'server'),
-      format: base.format ?? 'json',
-      startedAt: startedAt.toISOString(),
-      durationMs: Math.round(durationMs),
-      succeeded: latencies.length,
-      failed: done - latencies.length,
-      failuresByCode: Object.fromEntries([...failures].map(([code, { count }]) => [code, count])),
-      retries,
-      throughputPerSecond: Number((latencies.length / (durationMs / 1000)).toFixed(1)),
-      latencyMs: roundSummary(summarize(latencies)),
-      histogram: histogram(latencies).map((b) => ({ ...b, fromMs: round(b.fromMs), toMs: round(b.toMs) })),
-    };
-    if (reportPath !== undefined) {
+      signal: context.signal,
+      parametersFor: (index) => parametersFor(target.options.parameters, index, runId),
+      onDone: (done, failed) => bar.update(done, failed),
+    });
+    output.finish();
+    const report = loadReport(outcome, {
+      devices,
+      concurrency,
+      options: target.options,
+      target: {
+        endpoint: target.simulator ? 'in-process simulator' : target.options.endpoint,
+        simulator: target.simulator,
+      },
+    });
+    if (reportPath !== undefined)
       await writeFile(resolve(reportPath), `${JSON.stringify(report, null, 2)}\n`);
-    }
     if (json) output.printRaw(`${JSON.stringify(report, null, 2)}\n`);
     else printSummary(output, report, reportPath);
-    for (const [code, { example }] of failures) {
-      const message = example instanceof Error ? example.message : String(example);
-      output.note(`first ${code}: ${message}`);
+    for (const [code, { first }] of outcome.failures) {
+      output.note(`first ${code}: ${first instanceof Error ? first.message : String(first)}`);
     }
     if (context.signal.aborted) return EXIT.timeout;
-    const worst = [...failures.values()].sort((a, b) => b.count - a.count)[0];
-    return worst === undefined ? EXIT.ok : exitCodeOf(worst.example);
+    const worst = [...outcome.failures.values()].sort((a, b) => b.count - a.count)[0];
+    return worst === undefined ? EXIT.ok : exitCodeOf(worst.first);
   } finally {
-    await close();
+    await target.close();
   }
 }
 
-/** A simulator in this process, and the options that reach it. */
-async function simulatorOptions(
-  flags: Flags,
-  onClose: (close: () => Promise<void>) => void,
-): Promise<ProvisionOptions & { endpoint: string }> {
-  for (const name of ['claim-cert', 'claim-key', 'ca', 'client-id']) {
+/** Where the devices are provisioned, and how to let go of it. */
+interface Target {
+  options: ProvisionOptions & { endpoint: string };
+  simulator: boolean;
+  close(): Promise<void>;
+}
+
+async function endpointTarget(flags: Flags): Promise<Target> {
+  return { options: await provisionOptionsFrom(flags), simulator: false, close: async () => {} };
+}
+
+/** A simulator in this process (EC P-256 server keys: RSA key generation would dominate the figures). */
+async function simulatorTarget(flags: Flags): Promise<Target> {
+  for (const name of ['claim-cert', 'claim-key', 'ca']) {
     if (flags.has(name))
       throw flags.usage(`--${name} needs --endpoint: the in-process simulator has its own.`);
   }
   const request = await requestOptionsFrom(flags, { templateName: 'DemoTemplate' });
   const { startSimulator } = await import('../../simulator/index.js');
   const sim = await startSimulator({ serverKeyType: 'ec-p256' });
-  onClose(() => sim.close());
   return {
-    ...request,
-    endpoint: sim.url,
-    caCertificate: sim.caCertificate,
-    claimCertificate: sim.claimCertificate,
-    claimPrivateKey: sim.claimPrivateKey,
+    options: {
+      ...request,
+      endpoint: sim.url,
+      caCertificate: sim.caCertificate,
+      claimCertificate: sim.claimCertificate,
+      claimPrivateKey: sim.claimPrivateKey,
+    },
+    simulator: true,
+    close: () => sim.close(),
   };
 }
 
@@ -212,21 +156,4 @@ function parametersFor(
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(parameters)) out[key] = value.replaceAll('{i}', String(index));
   return out;
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
-}
-
-function roundSummary(summary: LatencySummary | undefined): LatencySummary | null {
-  if (summary === undefined) return null;
-  return {
-    count: summary.count,
-    min: round(summary.min),
-    mean: round(summary.mean),
-    p50: round(summary.p50),
-    p90: round(summary.p90),
-    p99: round(summary.p99),
-    max: round(summary.max),
-  };
 }
