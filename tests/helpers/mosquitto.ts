@@ -31,9 +31,12 @@ const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 /**
  * Start mosquitto. `denySubscribe` lists topic filters whose SUBSCRIBE the broker refuses (SUBACK 0x80 on
  * MQTT 3.1.1, 0x87 on MQTT 5). mosquitto's plain acl_file never refuses a SUBSCRIBE (it filters on
- * delivery), so this uses its dynamic-security plugin, which does.
+ * delivery), so this uses its dynamic-security plugin, which does. `extraConfig` lines are appended to the
+ * configuration file.
  */
-export async function startMosquitto(options: { denySubscribe?: string[] } = {}): Promise<Mosquitto> {
+export async function startMosquitto(
+  options: { denySubscribe?: string[]; extraConfig?: string[] } = {},
+): Promise<Mosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'mosquitto-'));
   // Started as root, mosquitto drops to its own user, which must still read its config and ACL.
   await chmod(dir, 0o755);
@@ -66,6 +69,7 @@ export async function startMosquitto(options: { denySubscribe?: string[] } = {})
     await writeFile(join(dir, 'dynsec.json'), JSON.stringify(policy), { mode: 0o644 });
     lines.push(`plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${join(dir, 'dynsec.json')}`);
   }
+  lines.push(...(options.extraConfig ?? []));
   await writeFile(join(dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
   const child: ChildProcess = spawn(MOSQUITTO_BIN, ['-c', join(dir, 'mosquitto.conf')], {
     // stderr, unlike stdout, is not block-buffered when it is a pipe.

@@ -9,9 +9,8 @@ import { encodePayload } from '../../src/codec.js';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/keys.js';
 import { topics } from '../../src/topics.js';
-import { startAedes } from '../helpers/aedes-broker.js';
+import { brokerCases } from '../helpers/broker-cases.js';
 import { cannedAnswer, type FrpResponder, startResponder } from '../helpers/frp-responder.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
@@ -20,33 +19,7 @@ const TEMPLATE = 'Factory';
 const DENIED_TEMPLATE = 'Denied';
 const DENIED = topics.registerThing(DENIED_TEMPLATE).rejected;
 
-interface BrokerCase {
-  name: string;
-  protocolVersion: 4 | 5;
-  deniedCode: number;
-  start(): Promise<{ url: string; close(): Promise<void> }>;
-}
-
-const cases: BrokerCase[] = [
-  {
-    name: 'aedes, MQTT 3.1.1',
-    protocolVersion: 4,
-    deniedCode: 0x80,
-    start: () =>
-      startAedes({
-        authorizeSubscribe: (_client, sub, done) =>
-          sub.topic === DENIED ? done(null, null) : done(null, sub),
-      }),
-  },
-  ...([4, 5] as const).map(
-    (protocolVersion): BrokerCase => ({
-      name: `mosquitto, MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}`,
-      protocolVersion,
-      deniedCode: protocolVersion === 4 ? 0x80 : 0x87,
-      start: () => startMosquitto({ denySubscribe: [DENIED] }),
-    }),
-  ),
-];
+const cases = brokerCases(DENIED);
 
 type WireStep = { cmd: string; topics?: string[]; topic?: string };
 

@@ -9,41 +9,13 @@ import type { FleetProvisioningError } from '../../src/errors.js';
 import { IotIdentityClient } from '../../src/iot-identity-client.js';
 import type { CreateKeysAndCertificateResponse } from '../../src/schemas.js';
 import { topics } from '../../src/topics.js';
-import { startAedes } from '../helpers/aedes-broker.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { brokerCases } from '../helpers/broker-cases.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 
 /** Topics the brokers refuse to subscribers, to provoke a SUBACK failure. */
 const DENIED = topics.createCertificateFromCsr('json').accepted;
 
-interface BrokerCase {
-  name: string;
-  protocolVersion: 4 | 5;
-  deniedCode: number;
-  start(): Promise<{ url: string; close(): Promise<void> }>;
-}
-
-const cases: BrokerCase[] = [
-  {
-    name: 'aedes, MQTT 3.1.1',
-    protocolVersion: 4,
-    deniedCode: 0x80,
-    start: () =>
-      startAedes({
-        authorizeSubscribe: (_client, sub, done) =>
-          // aedes answers 0x80 for a null subscription (an error would close the connection instead).
-          sub.topic === DENIED ? done(null, null) : done(null, sub),
-      }),
-  },
-  ...([4, 5] as const).map(
-    (protocolVersion): BrokerCase => ({
-      name: `mosquitto, MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}`,
-      protocolVersion,
-      deniedCode: protocolVersion === 4 ? 0x80 : 0x87,
-      start: () => startMosquitto({ denySubscribe: [DENIED] }),
-    }),
-  ),
-];
+const cases = brokerCases(DENIED);
 
 const keysAnswer: CreateKeysAndCertificateResponse = {
   certificateId: 'c0ffee'.repeat(10),
