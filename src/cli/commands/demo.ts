@@ -42,9 +42,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const flags = parseFlags('demo', argv, FLAGS, context.env);
   const keys = flags.choice('keys', ['generate', 'server'] as const) ?? 'generate';
   const format = flags.choice('format', ['json', 'cbor'] as const) ?? 'json';
-  const out = flags.has('out')
-    ? resolve(flags.required('out'))
-    : await mkdtemp(join(tmpdir(), 'fleet-provision-demo-'));
+  const outFlag = flags.string('out');
   // The demo's output is its result: plain lines on stdout, readable in a terminal and in a log.
   const output = new Output({ stdout: context.stdout, stderr: context.stderr });
   let n = 0;
@@ -57,6 +55,9 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const { startSimulator } = await import('../../simulator/index.js');
   const sim = await startSimulator({ serverKeyType: 'ec-p256' });
   try {
+    // Made only once the simulator runs, so that a failed start leaves no empty folder behind.
+    const out =
+      outFlag === undefined ? await mkdtemp(join(tmpdir(), 'fleet-provision-demo-')) : resolve(outFlag);
     step('simulator', `listening on ${sim.url} (mutual TLS, its own CA, template DemoTemplate)`);
     const serial = `demo-${randomBytes(3).toString('hex')}`;
     const device = await provision({

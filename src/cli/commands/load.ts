@@ -38,7 +38,8 @@ Options:
   --quiet                 no progress bar
 ${CONNECTION_FLAGS_HELP}
                           --template defaults to DemoTemplate; parameters default to
-                          SerialNumber=load-<run>-<i>; "{i}" in a --param value becomes the device's number
+                          SerialNumber=load-<run>-<i>; "{i}" in a --param value becomes the device's number;
+                          --client-id is refused: every device connects with its own
   --help                  show this help
 
 Exit codes: 0 when every device was provisioned; otherwise the exit code of the most frequent failure.
