@@ -130,10 +130,10 @@ function connectFailure(url: string, error: Error): ConnectionLostError {
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
     hint = "The server's certificate is not trusted: pass the CA that signs it (for AWS, Amazon Root CA 1).";
     retryable = false;
-  } else if (/Not authorized|Bad username|refused/i.test(error.message)) {
-    hint = 'The broker refused the client certificate: check that it is registered and ACTIVE.';
   } else if (code === 'ECONNREFUSED') {
     hint = 'Nothing listens there: check the host and port.';
+  } else if (/Not authorized|Bad username|refused/i.test(error.message)) {
+    hint = 'The broker refused the client certificate: check that it is registered and ACTIVE.';
   } else if (/alert|handshake|ECONNRESET/i.test(`${code} ${error.message}`)) {
     hint = 'The TLS handshake failed: the broker may have refused the client certificate.';
   }
