@@ -21,27 +21,18 @@ export function uniqueName(kind: 'set' | 'tmp'): string {
 }
 
 /**
- * Create `name` in `directory` atomically: a fresh file (O_EXCL, so never someone else's file or a
- * symlink) under a temp name, chmod'ed to `mode` (open()'s mode is filtered by the umask), written,
- * fsynced, then renamed over `name`. The caller fsyncs `directory` once its names are all in place.
+ * Make `name` in `directory` appear in one rename: `make` builds the entry under a fresh temp name, which
+ * is renamed over `name`, or removed if anything fails.
  */
-export async function writeFileAtomic(
+async function renameIntoPlace(
   directory: string,
   name: string,
-  content: string | Uint8Array,
-  mode: number,
+  make: (temp: string) => Promise<void>,
 ): Promise<void> {
   const temp = join(directory, uniqueName('tmp'));
   inFlight.add(temp);
   try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.chmod(mode);
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await make(temp);
     await rename(temp, join(directory, name));
   } catch (error) {
     await removeQuietly(temp);
@@ -51,19 +42,32 @@ export async function writeFileAtomic(
   }
 }
 
+/**
+ * Create `name` in `directory` atomically: a fresh file (O_EXCL, so never someone else's file or a
+ * symlink) under a temp name, chmod'ed to `mode` (open()'s mode is filtered by the umask), written,
+ * fsynced, then renamed over `name`. The caller fsyncs `directory` once its names are all in place.
+ */
+export function writeFileAtomic(
+  directory: string,
+  name: string,
+  content: string | Uint8Array,
+  mode: number,
+): Promise<void> {
+  return renameIntoPlace(directory, name, async (temp) => {
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.chmod(mode);
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  });
+}
+
 /** Make `name` in `directory` a symlink to `target` in one rename, whatever was there before. */
-export async function replaceWithSymlink(directory: string, name: string, target: string): Promise<void> {
-  const temp = join(directory, uniqueName('tmp'));
-  inFlight.add(temp);
-  try {
-    await symlink(target, temp);
-    await rename(temp, join(directory, name));
-  } catch (error) {
-    await removeQuietly(temp);
-    throw error;
-  } finally {
-    inFlight.delete(temp);
-  }
+export function replaceWithSymlink(directory: string, name: string, target: string): Promise<void> {
+  return renameIntoPlace(directory, name, (temp) => symlink(target, temp));
 }
 
 /** Create `directory` (and missing parents) with mode 0700 if missing; an existing one keeps its mode. */
