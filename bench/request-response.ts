@@ -8,6 +8,9 @@
  * Last, on aedes: provision() with the connection handed in, against the hand-written flow doing the same
  * SUBSCRIBE, two requests and UNSUBSCRIBE (provision() also checks the certificate against the key).
  */
+import { createPrivateKey } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../src/fleet-provisioning-client.js';
 import { generateKeyPair } from '../src/keys.js';
@@ -15,6 +18,7 @@ import { provision } from '../src/provision.js';
 import { topics } from '../src/topics.js';
 import { issueCertificate, makeCa } from '../tests/helpers/x509.js';
 import { type BenchBroker, connectFast, startBenchAedes, startBenchMosquitto } from './brokers.js';
+import { renderChart } from './chart.js';
 
 const TEMPLATE = 'BenchTemplate';
 const KEYS = topics.createKeysAndCertificate();
@@ -32,7 +36,8 @@ async function realKeysAnswer(): Promise<Buffer> {
     JSON.stringify({
       certificateId: 'f'.repeat(64),
       certificatePem: await issueCertificate(ca, pair.publicKeyPem),
-      privateKey: pair.privateKeyPem,
+      // AWS hands out PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`).
+      privateKey: createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs1', format: 'pem' }).toString(),
       certificateOwnershipToken: `token-${'t'.repeat(400)}`,
     }),
   );
@@ -317,6 +322,17 @@ async function main(): Promise<void> {
     console.error(`mosquitto skipped: ${error instanceof Error ? error.message : String(error)}`);
   }
   print(rows);
+  const chart = renderChart(
+    `CreateKeysAndCertificate → RegisterThing on loopback (Node ${process.version}; log scale)`,
+    rows.map((r) => ({
+      label: `${r.broker.split(' ')[0]}: ${r.mode}`,
+      library: percentile(r.lib, 50),
+      handWritten: percentile(r.hand, 50),
+    })),
+  );
+  const file = new URL('../../docs/performance.svg', import.meta.url);
+  await writeFile(file, chart);
+  console.log(`chart written to ${fileURLToPath(file)}`);
 }
 
 await main();

@@ -136,6 +136,23 @@ describe('certificateMatchesPrivateKey', () => {
     }
   });
 
+  it.each([
+    ['rsa-2048', 'pkcs1', 'RSA PRIVATE KEY'],
+    ['ec-p256', 'sec1', 'EC PRIVATE KEY'],
+  ] as const)('reads a %s key as AWS hands it out (%s)', (type, format, label) => {
+    const pem = createPrivateKey(get(pairs, type).privateKeyPem)
+      .export({ type: format, format: 'pem' })
+      .toString();
+    expect(pem).toContain(`-----BEGIN ${label}-----`);
+    expect(certificateMatchesPrivateKey(get(certificates, type), pem)).toBe(true);
+    const other = type === 'rsa-2048' ? 'rsa-3072' : 'ec-p384';
+    expect(certificateMatchesPrivateKey(get(certificates, other), pem)).toBe(false);
+    // A label that does not match the body is no key at all.
+    expect(certificateMatchesPrivateKey(get(certificates, type), pem.replaceAll(label, 'PRIVATE KEY'))).toBe(
+      false,
+    );
+  });
+
   it('is false for another key of the same type', async () => {
     const stranger = await generateKeyPair('ec-p256');
     expect(certificateMatchesPrivateKey(get(certificates, 'ec-p256'), stranger.privateKeyPem)).toBe(false);
