@@ -3,12 +3,11 @@
  * own certificate, check it against the key or CSR, put the credentials on disk, RegisterThing, make the
  * files final, and optionally prove the new certificate connects.
  */
-import type { MqttClient } from 'mqtt';
 import { closeConnection, openConnection } from './connection.js';
 import { type StagedCredentials, stageCredentials } from './credentials.js';
 import { endpointUrl } from './endpoint.js';
-import { AbortedError, ConnectionLostError, FleetProvisioningError, InvalidResponseError } from './errors.js';
-import { FleetProvisioningClient } from './fleet-provisioning-client.js';
+import { AbortedError, FleetProvisioningError, InvalidResponseError } from './errors.js';
+import type { FleetProvisioningClient } from './fleet-provisioning-client.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
 import {
   type ProvisionedDevice,
@@ -16,19 +15,11 @@ import {
   type ProvisionPlan,
   planProvision,
 } from './provision-options.js';
-import { backoffDelay, isRetryable, waitFor } from './retry.js';
-import type { MqttTransport } from './transport.js';
+import { optional, ProvisionRun, requestOptions } from './provision-run.js';
 
 /** An ownership token is valid for one hour; retrying RegisterThing stops well before that. */
 const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
 const TOKEN_MARGIN_MS = 60 * 1000;
-
-interface Session {
-  client: MqttTransport;
-  fpc: FleetProvisioningClient;
-  /** The connection provision() opened (undefined when the caller handed one in). */
-  owned: MqttClient | undefined;
-}
 
 interface Certificate {
   certificateId: string;
@@ -188,104 +179,6 @@ function checkCertificate(certificate: Certificate, material: KeyMaterial): void
       `CreateKeysAndCertificate returned certificate ${certificate.certificateId}, whose public key does not ` +
       'match the private key sent with it. Nothing was written and RegisterThing was not sent.',
   });
-}
-
-function requestOptions(plan: ProvisionPlan): { timeoutMs: number; signal?: AbortSignal } {
-  return { timeoutMs: plan.timeoutMs, ...(plan.signal === undefined ? {} : { signal: plan.signal }) };
-}
-
-/** The connection and client of one provision() call, replaced when a retry needs a fresh connection. */
-class ProvisionRun {
-  readonly #plan: ProvisionPlan;
-  #session: Session | undefined;
-  #attempt = 0;
-
-  constructor(plan: ProvisionPlan) {
-    this.#plan = plan;
-  }
-
-  /**
-   * Run `step` until it succeeds, fails with something not worth retrying, or the tries run out.
-   * `mayRetry` can veto a further try (an ownership token about to expire).
-   */
-  async withRetries<T>(
-    operation: string,
-    step: (fpc: FleetProvisioningClient) => Promise<T>,
-    mayRetry: () => boolean = () => true,
-  ): Promise<T> {
-    const { retry, signal, onProgress } = this.#plan;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const session = await this.#open();
-        return await step(session.fpc);
-      } catch (error) {
-        if (attempt >= retry.attempts || !isRetryable(error) || !mayRetry()) throw error;
-        const code = error instanceof FleetProvisioningError ? error.code : 'UNKNOWN';
-        // AWS answers only the connection that asked: a fresh connection cannot receive a stray answer
-        // to the call that went unanswered. A throttled (429/5xx) call keeps its connection.
-        if (code !== 'REJECTED') await this.#drop();
-        const delayMs = backoffDelay(attempt, retry);
-        onProgress({ step: 'retrying', operation, attempt: attempt + 1, delayMs, code });
-        await waitFor(delayMs, signal);
-      }
-    }
-  }
-
-  async #open(): Promise<Session> {
-    if (this.#session !== undefined) {
-      if (this.#session.client.connected) return this.#session;
-      await this.#drop();
-    }
-    const plan = this.#plan;
-    this.#attempt++;
-    let client = plan.client;
-    let owned: MqttClient | undefined;
-    if (client === undefined) {
-      const endpoint = plan.endpoint;
-      if (endpoint === undefined) throw new ConnectionLostError('No endpoint to connect to.');
-      plan.onProgress({ step: 'connecting', endpoint: endpointUrl(endpoint), attempt: this.#attempt });
-      owned = await openConnection({
-        endpoint,
-        timeoutMs: plan.timeoutMs,
-        protocolVersion: plan.protocolVersion,
-        ...optional('certificate', plan.claimCertificate),
-        ...optional('privateKey', plan.claimPrivateKey),
-        ...optional('caCertificate', plan.caCertificate),
-        ...optional('clientId', plan.clientId),
-        ...optional('signal', plan.signal),
-      });
-      client = owned;
-    }
-    const fpc = new FleetProvisioningClient(client, { format: plan.format, timeoutMs: plan.timeoutMs });
-    this.#session = { client, fpc, owned };
-    // Both pairs in one SUBSCRIBE: the certificate operation's and RegisterThing's.
-    await fpc.prepare(
-      [
-        { operation: plan.keys.kind === 'server' ? 'CreateKeysAndCertificate' : 'CreateCertificateFromCsr' },
-        { operation: 'RegisterThing', templateName: plan.templateName },
-      ],
-      requestOptions(plan),
-    );
-    plan.onProgress({ step: 'subscribed', attempt: this.#attempt });
-    return this.#session;
-  }
-
-  async #drop(): Promise<void> {
-    const session = this.#session;
-    this.#session = undefined;
-    if (session === undefined) return;
-    await session.fpc.close();
-    if (session.owned !== undefined) await closeConnection(session.owned);
-  }
-
-  /** Release the subscriptions and close the connection provision() opened. Safe to call twice. */
-  close(): Promise<void> {
-    return this.#drop();
-  }
-}
-
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }
 
 /**
