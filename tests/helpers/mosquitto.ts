@@ -14,8 +14,8 @@ export interface Mosquitto {
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 
-/** mosquitto has no "port 0": ask the kernel for a free port, then hand it over. */
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now (mosquitto has no "port 0"; a test may want a closed port). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

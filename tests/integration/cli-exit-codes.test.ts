@@ -1,15 +1,10 @@
-/**
- * Every exit code of `fleet-provision provision`, each made to happen for real: the simulator's fault
- * script in this process makes the service misbehave; the built bin runs in a child process.
- */
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RequestLogEntry } from '../../src/simulator/index.js';
 import { runCli, secretsIn, startCli } from '../helpers/cli-run.js';
 import { type CliSimulator, startCliSimulator } from '../helpers/cli-simulator.js';
+import { freePort } from '../helpers/mosquitto.js';
 
 let env: CliSimulator;
 let n = 0;
@@ -23,10 +18,10 @@ afterAll(async () => {
   await env.close();
 });
 
-/** Provision into a fresh directory with a fresh serial number; extra flags last. */
-function provision(...extra: string[]) {
+/** The arguments to provision into a fresh directory with a fresh serial number; extra flags last. */
+function provisionArgs(...extra: string[]): string[] {
   n++;
-  return runCli([
+  return [
     'provision',
     ...env.connectionFlags(),
     '--param',
@@ -34,18 +29,12 @@ function provision(...extra: string[]) {
     '--out',
     join(env.dir, `out-${n}`),
     ...extra,
-  ]);
+  ];
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+/** Run provision with {@link provisionArgs}. */
+function provision(...extra: string[]) {
+  return runCli(provisionArgs(...extra));
 }
 
 describe('fleet-provision provision exit codes', () => {
@@ -142,17 +131,7 @@ describe('fleet-provision provision exit codes', () => {
       };
       env.sim.on('request', onRequest);
     });
-    n++;
-    const cli = startCli([
-      'provision',
-      ...env.connectionFlags(),
-      '--param',
-      `SerialNumber=SN-exit-${n}`,
-      '--out',
-      join(env.dir, `out-${n}`),
-      '--timeout',
-      '60000',
-    ]);
+    const cli = startCli(provisionArgs('--timeout', '60000'));
     await published;
     cli.child.kill('SIGINT');
     const result = await cli.exited;
