@@ -15,13 +15,18 @@
 
 export type { Answer, SimulatorErrorCode } from './answers.js';
 export { REJECTIONS } from './answers.js';
+export { commandHook } from './hooks.js';
+export type { IotAction, PolicyContext } from './iam-policy.js';
+export { IotPolicy, isAllowed } from './iam-policy.js';
 export { IDENTITY_FILES } from './identity.js';
 export { TOKEN_LIFETIME_MS } from './registry.js';
 export { startSimulator } from './start.js';
 export { DEFAULT_TEMPLATES } from './templates.js';
 export type {
   AnswerEvent,
+  AwsProvisioningTemplate,
   CertificateRecord,
+  CommandHook,
   CertificateStatus,
   Fault,
   FaultScript,

@@ -78,7 +78,15 @@ export class Registry {
   activate(
     token: string,
     status: Exclude<CertificateStatus, 'PENDING_ACTIVATION'>,
-    thing?: { thingName: string; templateName: string; parameters: Record<string, string> },
+    thing?: {
+      thingName: string;
+      templateName: string;
+      parameters: Record<string, string>;
+      attributes?: Record<string, string>;
+      thingGroups?: string[];
+      thingTypeName?: string;
+    },
+    policyNames?: string[],
   ): void {
     const entry = this.#tokens.get(token);
     if (entry === undefined) return;
@@ -87,6 +95,7 @@ export class Registry {
     const certificate = this.#certificates.get(entry.certificateId);
     if (certificate === undefined) return;
     certificate.status = status;
+    if (policyNames !== undefined && policyNames.length > 0) certificate.policyNames = [...policyNames];
     if (thing === undefined) return;
     certificate.thingName = thing.thingName;
     const existing = this.#things.get(thing.thingName);
@@ -103,6 +112,16 @@ export class Registry {
   statusOf(certificateId: string): CertificateStatus | undefined {
     this.#sweep();
     return this.#certificates.get(certificateId)?.status;
+  }
+
+  /** The thing named `thingName`, if RegisterThing made it (the registry's own record: do not change it). */
+  thing(thingName: string): ThingRecord | undefined {
+    return this.#things.get(thingName);
+  }
+
+  /** The names of the policies a template attached to a certificate. */
+  policyNamesOf(certificateId: string): string[] {
+    return this.#certificates.get(certificateId)?.policyNames ?? [];
   }
 
   /** Copies of the certificates, oldest first. */

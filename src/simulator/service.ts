@@ -11,6 +11,7 @@ import { type Answer, rejection } from './answers.js';
 import { generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
 import { checkCsr } from './csr.js';
 import type { SimulatorIdentity } from './identity.js';
+import type { AccountPolicies } from './connection-policy.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import { runTemplate, templateArn } from './templates.js';
@@ -38,6 +39,8 @@ export interface ServiceOptions {
   serverKeyType: ServerKeyType;
   hookTimeoutMs: number;
   rateLimiter?: RateLimiter;
+  /** The account's IoT policies: templates attach them, or create them from a `PolicyDocument`. */
+  policies?: AccountPolicies;
   /** Aborted when the simulator closes. */
   signal: AbortSignal;
 }
@@ -165,18 +168,31 @@ export class ProvisioningService {
           clientId: request.clientId,
           parameters,
         },
-        { hookTimeoutMs: this.#options.hookTimeoutMs, signal: this.#options.signal },
+        {
+          hookTimeoutMs: this.#options.hookTimeoutMs,
+          signal: this.#options.signal,
+          existingThing: (name) => registry.thing(name),
+        },
       );
       if (!outcome.ok) {
         const { statusCode, errorCode, errorMessage } = outcome;
         return { kind: 'rejected', value: { statusCode, errorCode, errorMessage } };
       }
-      const status = template.certificateStatus ?? 'ACTIVE';
+      const status = outcome.certificateStatus ?? template.certificateStatus ?? 'ACTIVE';
       const thing =
         outcome.thingName === undefined
           ? undefined
-          : { thingName: outcome.thingName, templateName, parameters: outcome.parameters };
-      registry.activate(token, status, thing);
+          : { ...outcome.thing, thingName: outcome.thingName, templateName, parameters: outcome.parameters };
+      const policies = this.#options.policies;
+      const policyNames: string[] = [];
+      for (const policy of outcome.policies ?? []) {
+        if (policy.document !== undefined) policies?.put(policy.name, policy.document);
+        else if (policies?.strict === true && !policies.has(policy.name)) {
+          return rejection('ResourceNotFound', `The policy ${policy.name} does not exist.`);
+        }
+        policyNames.push(policy.name);
+      }
+      registry.activate(token, status, thing, policyNames);
       activated = true;
       const value: Record<string, unknown> = { deviceConfiguration: outcome.deviceConfiguration };
       if (outcome.thingName !== undefined) value.thingName = outcome.thingName;

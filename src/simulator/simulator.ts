@@ -13,8 +13,10 @@ import {
   wrongShapePayload,
 } from './answers.js';
 import type { BrokerConnection, RunningBroker } from './broker.js';
+import type { AccountPolicies } from './connection-policy.js';
 import type { Faults } from './faults.js';
 import type { SimulatorIdentity } from './identity.js';
+import { iotResource } from './iam-policy.js';
 import { mayPublish, maySubscribe, type Role } from './policy.js';
 import type { Registry } from './registry.js';
 import type { RequestLog } from './request-log.js';
@@ -38,6 +40,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   readonly #log: RequestLog;
   readonly #service: ProvisioningService;
   readonly #abort: AbortController;
+  readonly #policies: AccountPolicies | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   #broker: RunningBroker | undefined;
   #requests = 0;
@@ -52,8 +55,10 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     abort: AbortController;
     broker: RunningBroker;
     tls: boolean;
+    policies?: AccountPolicies;
   }) {
     super();
+    this.#policies = parts.policies;
     this.#registry = parts.registry;
     this.#log = parts.log;
     this.#service = parts.service;
@@ -97,7 +102,8 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   onPublish(connection: BrokerConnection, topic: string, payload: Buffer): boolean {
     const parsed = parseTopic(topic);
     const described = describe(parsed);
-    if (!mayPublish(connection.role, topic)) {
+    const byPolicy = this.#policies?.check(connection, 'iot:Publish', iotResource('topic', topic));
+    if (!(byPolicy ?? mayPublish(connection.role, topic))) {
       this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: false });
       return false;
     }
@@ -129,7 +135,8 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   /** SUBSCRIBE: policy, then a scripted refusal of the operation's answer topics. */
   onSubscribe(connection: BrokerConnection, filter: string, packet: Map<string, boolean>): boolean {
     const parsed = parseTopic(filter);
-    let granted = maySubscribe(connection.role, filter);
+    const byPolicy = this.#policies?.check(connection, 'iot:Subscribe', iotResource('topicfilter', filter));
+    let granted = byPolicy ?? maySubscribe(connection.role, filter);
     let refused = false;
     if (granted && parsed !== undefined && parsed.kind !== 'request') {
       refused = packet.get(parsed.operation) ?? this.faults.takeForSubscribe(parsed.operation);
@@ -172,6 +179,20 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       if (status !== undefined) shown = 'device';
       // PENDING_ACTIVATION and INACTIVE certificates are refused, as AWS refuses them.
       if (status === 'ACTIVE') role = 'device';
+    }
+    if (role !== undefined) {
+      const connection = {
+        role,
+        clientId: attempt.clientId,
+        ...(attempt.certificateId === undefined ? {} : { certificateId: attempt.certificateId }),
+      };
+      // IoT Core checks iot:Connect on client/<client id> against the certificate's policies.
+      const allowed = this.#policies?.check(
+        connection,
+        'iot:Connect',
+        iotResource('client', attempt.clientId),
+      );
+      if (allowed === false) role = undefined;
     }
     this.#log.add({
       clientId: attempt.clientId,
@@ -254,6 +275,12 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     const broker = this.#broker;
     if (broker === undefined) return;
     const topic = operationTopics(request.operation, request.format, request.templateName ?? '')[kind];
+    // A policy that does not allow iot:Receive on the answer topic means the answer never arrives.
+    const receive = this.#policies?.check(connection, 'iot:Receive', iotResource('topic', topic));
+    if (receive === false) {
+      this.#log.add({ clientId: connection.clientId, type: 'answer', topic, kind, allowed: false, ...extra });
+      return;
+    }
     // Logged as it goes out, so the log never shows an answer after something the client did on receiving it.
     const entry = this.#log.add({
       clientId: connection.clientId,

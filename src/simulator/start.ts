@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { startBroker } from './broker.js';
+import { AccountPolicies } from './connection-policy.js';
 import { Faults } from './faults.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { RateLimiter } from './rate-limit.js';
@@ -19,8 +20,7 @@ import type { Simulator, SimulatorOptions } from './types.js';
  * @throws {InvalidArgumentError} on a bad template name or option.
  */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const templates = options.templates ?? DEFAULT_TEMPLATES;
-  validateTemplates(templates);
+  const templates = validateTemplates(options.templates ?? DEFAULT_TEMPLATES);
   const rate = options.requestsPerSecond;
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
     throw new InvalidArgumentError('requestsPerSecond must be a positive number.');
@@ -33,6 +33,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const tls = options.tls ?? true;
   const identity = await loadOrCreateIdentity(options.identityDir);
   const registry = new Registry(now);
+  const policies = new AccountPolicies(registry, options);
   const faults = new Faults();
   const abort = new AbortController();
   let simulator: FleetProvisioningSimulator | undefined;
@@ -44,7 +45,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const service = new ProvisioningService({
     identity,
     registry,
-    templates: { ...templates },
+    templates,
+    policies,
     serverKeyType,
     hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
     signal: abort.signal,
@@ -79,6 +81,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     abort,
     broker,
     tls,
+    policies,
   });
   return simulator;
 }

@@ -4,9 +4,26 @@
  * with AWS's input shape and time limit.
  */
 
+import { InvalidArgumentError } from '../errors.js';
 import { StringMapSchema } from '../schemas.js';
 import { assertTemplateName } from '../topics.js';
-import type { PreProvisioningHookInput, TemplateDefinition } from './types.js';
+import {
+  type AwsTemplateResult,
+  certificateParameters,
+  checkAwsTemplate,
+  isAwsTemplate,
+  type PlannedThing,
+  runAwsTemplate,
+  templateValues,
+} from './aws-template.js';
+import { commandHook } from './hooks.js';
+import { TemplateProblem } from './intrinsics.js';
+import type {
+  AwsProvisioningTemplate,
+  PreProvisioningHookInput,
+  TemplateDefinition,
+  ThingRecord,
+} from './types.js';
 
 /** The template every simulator has unless told otherwise. */
 export const DEFAULT_TEMPLATES: Readonly<Record<string, TemplateDefinition>> = {
@@ -27,17 +44,51 @@ export type TemplateOutcome =
       thingName?: string;
       deviceConfiguration: Record<string, string>;
       parameters: Record<string, string>;
+      /** AWS templates: the thing with its attributes, groups and type. */
+      thing?: PlannedThing;
+      /** AWS templates: the certificate's status and the policies to attach. */
+      certificateStatus?: 'ACTIVE' | 'INACTIVE';
+      policies?: AwsTemplateResult['policies'];
     }
   | {
       ok: false;
-      statusCode: 400 | 403;
-      errorCode: 'InvalidParameters' | 'AccessDenied';
+      statusCode: 400 | 403 | 409;
+      errorCode: 'InvalidParameters' | 'AccessDenied' | 'InvalidRequestException' | 'ResourceConflict';
       errorMessage: string;
     };
 
-/** Check template names and definitions once, at start. */
-export function validateTemplates(templates: Record<string, TemplateDefinition>): void {
-  for (const name of Object.keys(templates)) assertTemplateName(name);
+/**
+ * Check template names and definitions once, at start, and turn AWS template bodies (objects with
+ * `Resources`, or `templateBody` as JSON text) into definitions with a parsed `templateBody`.
+ * @throws {InvalidArgumentError} on a bad name, or an AWS template that create-provisioning-template refuses.
+ */
+export function validateTemplates(
+  templates: Record<string, TemplateDefinition | AwsProvisioningTemplate>,
+): Record<string, TemplateDefinition> {
+  const out: Record<string, TemplateDefinition> = {};
+  for (const [name, template] of Object.entries(templates)) {
+    assertTemplateName(name);
+    const definition: TemplateDefinition = isAwsTemplate(template) ? { templateBody: template } : template;
+    let body: unknown = definition.templateBody;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        throw new InvalidArgumentError(`The template ${name} is not valid JSON.`);
+      }
+    }
+    if (body !== undefined) {
+      if (!isAwsTemplate(body)) throw new InvalidArgumentError(`The template ${name} has no Resources.`);
+      const problems = checkAwsTemplate(body);
+      if (problems.length > 0) {
+        throw new InvalidArgumentError(`The template ${name} is not valid: ${problems.join(' ')}`);
+      }
+      out[name] = { ...definition, templateBody: body };
+    } else {
+      out[name] = definition;
+    }
+  }
+  return out;
 }
 
 /** The ARN of a template, as the hook receives it. */
@@ -52,7 +103,11 @@ export function templateArn(name: string): string {
 export async function runTemplate(
   template: TemplateDefinition,
   hookInput: PreProvisioningHookInput,
-  options: { hookTimeoutMs: number; signal: AbortSignal },
+  options: {
+    hookTimeoutMs: number;
+    signal: AbortSignal;
+    existingThing?: (name: string) => ThingRecord | undefined;
+  },
 ): Promise<TemplateOutcome> {
   let parameters = { ...hookInput.parameters };
   if (template.preProvisioningHook !== undefined) {
@@ -60,6 +115,10 @@ export async function runTemplate(
     if (!verdict.ok)
       return { ok: false, statusCode: 403, errorCode: 'AccessDenied', errorMessage: verdict.reason };
     parameters = { ...parameters, ...verdict.overrides };
+  }
+  const body = template.templateBody;
+  if (body !== undefined && typeof body !== 'string') {
+    return runAws(body, parameters, hookInput, options.existingThing ?? (() => undefined));
   }
   const builtIns = { 'AWS::IoT::Certificate::Id': hookInput.certificateId };
   const values: Record<string, string> = { ...builtIns, ...parameters };
@@ -91,6 +150,30 @@ export async function runTemplate(
   return { ok: true, thingName, deviceConfiguration, parameters };
 }
 
+function runAws(
+  body: AwsProvisioningTemplate,
+  parameters: Record<string, string>,
+  input: PreProvisioningHookInput,
+  existingThing: (name: string) => ThingRecord | undefined,
+): TemplateOutcome {
+  const builtIns = certificateParameters(input.certificateId, input.certificatePem);
+  try {
+    const result = runAwsTemplate(body, templateValues(body, parameters, builtIns), input, existingThing);
+    return {
+      ok: true,
+      ...(result.thing === undefined ? {} : { thingName: result.thing.thingName, thing: result.thing }),
+      deviceConfiguration: result.deviceConfiguration,
+      parameters,
+      certificateStatus: result.certificateStatus,
+      policies: result.policies,
+    };
+  } catch (error) {
+    if (!(error instanceof TemplateProblem)) throw error;
+    const statusCode = error.errorCode === 'ResourceConflict' ? 409 : 400;
+    return { ok: false, statusCode, errorCode: error.errorCode, errorMessage: error.message };
+  }
+}
+
 function invalid(errorMessage: string): TemplateOutcome {
   return { ok: false, statusCode: 400, errorCode: 'InvalidParameters', errorMessage };
 }
@@ -102,8 +185,12 @@ async function callHook(
   input: PreProvisioningHookInput,
   options: { hookTimeoutMs: number; signal: AbortSignal },
 ): Promise<HookVerdict> {
-  const hook = template.preProvisioningHook;
-  if (hook === undefined) return { ok: true, overrides: {} };
+  const configured = template.preProvisioningHook;
+  if (configured === undefined) return { ok: true, overrides: {} };
+  const hook =
+    typeof configured === 'function'
+      ? configured
+      : commandHook(configured.command, { timeoutMs: options.hookTimeoutMs + 1_000 });
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const late = new Promise<HookVerdict>((resolve) => {

@@ -35,16 +35,47 @@ export type PreProvisioningHook = (
   input: PreProvisioningHookInput,
 ) => PreProvisioningHookResult | Promise<PreProvisioningHookResult>;
 
+/**
+ * A provisioning template body as `aws iot create-provisioning-template --template-body` takes it (see
+ * docs/simulator.md for what is faithful). Values may use the intrinsic functions.
+ */
+export interface AwsProvisioningTemplate {
+  /** Declared parameters: `{ "SerialNumber": { "Type": "String", "Default"?: "…" } }`. */
+  Parameters?: Record<string, { Type: string; Default?: string }>;
+  /** `Fn::FindInMap` tables: map → top-level key → second-level key → value. */
+  Mappings?: Record<string, Record<string, Record<string, unknown>>>;
+  /** Named conditions (`Fn::Equals`, `Fn::And`, `Fn::Or`, `Fn::Not`, `Condition`). */
+  Conditions?: Record<string, unknown>;
+  /** `AWS::IoT::Thing`, `AWS::IoT::Certificate` and `AWS::IoT::Policy` resources by logical name. */
+  Resources: Record<string, unknown>;
+  /** Returned in RegisterThing's answer (string values, intrinsic functions allowed). */
+  DeviceConfiguration?: Record<string, unknown>;
+}
+
+/** A pre-provisioning hook run as a command: AWS's Lambda event on its stdin, the response JSON on stdout. */
+export interface CommandHook {
+  /** The program and its arguments (no shell). */
+  command: string[];
+}
+
 /** A provisioning template, reduced to what RegisterThing's answer and the registry depend on. */
 export interface TemplateDefinition {
+  /**
+   * An AWS template body (object, or its JSON text). When given, it decides the thing, the certificate's
+   * status, the policies and the device configuration, and the simple fields below are ignored.
+   */
+  templateBody?: AwsProvisioningTemplate | string;
   /** Thing name, with `{{Parameter}}` placeholders (e.g. `sensor-{{SerialNumber}}`). Absent: no thing is made. */
   thingName?: string;
   /** Returned in RegisterThing's answer; values may hold `{{Parameter}}` placeholders too. */
   deviceConfiguration?: Record<string, string>;
   /** Parameters RegisterThing must carry; a missing one is answered 400 `InvalidParameters`. */
   requiredParameters?: string[];
-  /** Runs before the template; a denial, an error or a late answer is answered 403 `AccessDenied`. */
-  preProvisioningHook?: PreProvisioningHook;
+  /**
+   * Runs before the template; a denial, an error or a late answer is answered 403 `AccessDenied`. A
+   * function, or `{ command: [...] }` to run a program that reads the event JSON and writes the response.
+   */
+  preProvisioningHook?: PreProvisioningHook | CommandHook;
   /** The status RegisterThing gives the certificate. Default `'ACTIVE'`; `'INACTIVE'` still cannot connect. */
   certificateStatus?: 'ACTIVE' | 'INACTIVE';
 }
@@ -57,8 +88,19 @@ export interface SimulatorOptions {
   port?: number;
   /** Mutual TLS (client certificate required, checked against the simulator's CA). Default `true`. */
   tls?: boolean;
-  /** Provisioning templates by name. Default: `DemoTemplate`, naming the thing after `SerialNumber`. */
-  templates?: Record<string, TemplateDefinition>;
+  /**
+   * Provisioning templates by name: the simple form, or an AWS template body (anything with `Resources`).
+   * Default: `DemoTemplate`, naming the thing after `SerialNumber`.
+   */
+  templates?: Record<string, TemplateDefinition | AwsProvisioningTemplate>;
+  /**
+   * The claim certificate's IoT policy document (object or JSON text), enforced on every claim connection:
+   * CONNECT, SUBSCRIBE (SUBACK 0x80 when refused), PUBLISH and the delivery of answers. Default: the
+   * provisioning topics only.
+   */
+  claimPolicy?: unknown;
+  /** Policies of the simulated account by name, for templates whose `AWS::IoT::Policy` gives a `PolicyName`. */
+  policies?: Record<string, unknown>;
   /** Key type CreateKeysAndCertificate makes. Default `'rsa-2048'` as AWS; `'ec-p256'` is far faster. */
   serverKeyType?: 'rsa-2048' | 'ec-p256';
   /** Load the CA, server and claim credentials from here, or make them and save them here. */
@@ -85,6 +127,12 @@ export interface ThingRecord {
   parameters: Record<string, string>;
   /** When RegisterThing made it (the simulator's clock). */
   createdAt: Date;
+  /** Attributes (AWS templates' `AttributePayload`, after `OverrideSettings`). */
+  attributes?: Record<string, string>;
+  /** Thing groups (AWS templates' `ThingGroups`). */
+  thingGroups?: string[];
+  /** Thing type (AWS templates' `ThingTypeName`). */
+  thingTypeName?: string;
 }
 
 /** The lifecycle of a certificate the simulator issued. */
@@ -98,6 +146,8 @@ export interface CertificateRecord {
   status: CertificateStatus;
   /** The thing it is attached to, once RegisterThing made one. */
   thingName?: string;
+  /** Names of the policies an AWS template attached to it. */
+  policyNames?: string[];
   /** Which operation issued it. */
   issuedBy: 'CreateKeysAndCertificate' | 'CreateCertificateFromCsr';
   /** The certificate, PEM. */

@@ -3,9 +3,14 @@
  * device's own code against something that behaves like AWS IoT. Stops cleanly on SIGINT/SIGTERM.
  */
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { z } from 'zod/mini';
-import type { AnswerEvent, RequestLogEntry, TemplateDefinition } from '../../simulator/index.js';
+import type {
+  AnswerEvent,
+  AwsProvisioningTemplate,
+  RequestLogEntry,
+  TemplateDefinition,
+} from '../../simulator/index.js';
 import { type Flags, parseFlags } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -24,9 +29,15 @@ Options:
   --port <n>              port to listen on (default 8883; 0 picks a free one)
   --host <address>        interface to listen on (default 127.0.0.1)
   --no-tls                plain MQTT instead of mutual TLS (no claim certificate needed)
-  --templates <file>      JSON: { "<name>": { "thingName": "sensor-{{SerialNumber}}",
+  --templates <file>      JSON: { "<name>": <template> }, where a template is AWS's template body
+                          (as create-provisioning-template --template-body takes it), or
+                          { "templateBody": <body>, "preProvisioningHook": { "command": ["node", "hook.js"] } },
+                          or the simple form { "thingName": "sensor-{{SerialNumber}}",
                           "deviceConfiguration": { "k": "v" }, "requiredParameters": ["SerialNumber"],
-                          "certificateStatus": "ACTIVE" } } (default: DemoTemplate, thing = SerialNumber)
+                          "certificateStatus": "ACTIVE" }. A file holding one AWS template body is
+                          served under its file name (FactoryTemplate.json → FactoryTemplate).
+                          (default: DemoTemplate, thing = SerialNumber)
+  --claim-policy <file>   the claim certificate's IoT policy (JSON), enforced on claim connections
   --out <dir>             where to write ca.pem.crt, claim.pem.crt, claim.private.pem.key
                           (default ./simulator)
   --server-key <type>     key type CreateKeysAndCertificate makes: rsa-2048 (as AWS, default) | ec-p256
@@ -45,20 +56,31 @@ const FLAGS = {
   host: { type: 'string' },
   'no-tls': { type: 'boolean' },
   templates: { type: 'string' },
+  'claim-policy': { type: 'string' },
   out: { type: 'string' },
   'server-key': { type: 'string' },
   'requests-per-second': { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
 
+const CommandHookSchema = z.strictObject({ command: z.array(z.string()).check(z.minLength(1)) });
+const AwsBodySchema = z.looseObject({ Resources: z.record(z.string(), z.unknown()) });
 const TemplateFileSchema = z.record(
   z.string(),
-  z.strictObject({
-    thingName: z.optional(z.string()),
-    deviceConfiguration: z.optional(z.record(z.string(), z.string())),
-    requiredParameters: z.optional(z.array(z.string())),
-    certificateStatus: z.optional(z.enum(['ACTIVE', 'INACTIVE'])),
-  }),
+  z.union([
+    AwsBodySchema,
+    z.strictObject({
+      templateBody: z.union([AwsBodySchema, z.string()]),
+      preProvisioningHook: z.optional(CommandHookSchema),
+    }),
+    z.strictObject({
+      thingName: z.optional(z.string()),
+      deviceConfiguration: z.optional(z.record(z.string(), z.string())),
+      requiredParameters: z.optional(z.array(z.string())),
+      certificateStatus: z.optional(z.enum(['ACTIVE', 'INACTIVE'])),
+      preProvisioningHook: z.optional(CommandHookSchema),
+    }),
+  ]),
 );
 
 /** Run the simulator until the signal fires; resolves with 0 after a clean shutdown. */
@@ -72,6 +94,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const serverKeyType = flags.choice('server-key', ['rsa-2048', 'ec-p256'] as const);
   const requestsPerSecond = flags.integer('requests-per-second', { min: 1 });
   const templates = flags.has('templates') ? await readTemplates(flags) : undefined;
+  const claimPolicy = flags.has('claim-policy') ? await readJsonFile(flags, 'claim-policy') : undefined;
   const quiet = flags.boolean('quiet');
 
   const { startSimulator, IDENTITY_FILES, DEFAULT_TEMPLATES } = await import('../../simulator/index.js');
@@ -81,6 +104,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     tls,
     identityDir: out,
     ...(templates === undefined ? {} : { templates }),
+    ...(claimPolicy === undefined ? {} : { claimPolicy }),
     ...(serverKeyType === undefined ? {} : { serverKeyType }),
     ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
   });
@@ -95,13 +119,11 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     output.print(`claim certificate: ${cert}`);
     output.print(`claim key: ${key}`);
     for (const [name, template] of names) {
-      const required = template.requiredParameters ?? [];
+      const required = requiredOf(template);
       output.print(`template: ${name}${required.length > 0 ? ` (parameters: ${required.join(', ')})` : ''}`);
     }
     const [firstName, first] = names[0] ?? ['DemoTemplate', {}];
-    const params = (first.requiredParameters ?? []).map(
-      (p) => ` --param ${p}=${p === 'SerialNumber' ? 'SN-1' : 'value'}`,
-    );
+    const params = requiredOf(first).map((p) => ` --param ${p}=${p === 'SerialNumber' ? 'SN-1' : 'value'}`);
     output.print(
       `try: fleet-provision provision --endpoint ${sim.url}` +
         (tls ? ` --ca ${ca} --claim-cert ${cert} --claim-key ${key}` : '') +
@@ -132,14 +154,37 @@ function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((done) => signal.addEventListener('abort', () => done(), { once: true }));
 }
 
-async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefinition>> {
-  const path = flags.required('templates');
-  let value: unknown;
+/** The parameters a template needs from the device (declared, no default, not built in). */
+function requiredOf(template: TemplateDefinition): string[] {
+  const body = template.templateBody;
+  if (body === undefined || typeof body === 'string') return template.requiredParameters ?? [];
+  return Object.entries(body.Parameters ?? {})
+    .filter(([name, p]) => p.Default === undefined && !name.startsWith('AWS::'))
+    .map(([name]) => name);
+}
+
+async function readJsonFile(flags: Flags, flag: string): Promise<unknown> {
+  const path = flags.required(flag);
   try {
-    value = JSON.parse(await readFile(path, 'utf8'));
+    return JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
     const why = error instanceof SyntaxError ? 'not valid JSON' : 'not readable';
-    throw flags.usage(`the --templates file ${JSON.stringify(path)} is ${why}.`);
+    throw flags.usage(`the --${flag} file ${JSON.stringify(path)} is ${why}.`);
+  }
+}
+
+async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefinition>> {
+  const path = flags.required('templates');
+  const value = await readJsonFile(flags, 'templates');
+  const single = AwsBodySchema.safeParse(value);
+  if (single.success) {
+    const name = basename(path, extname(path));
+    if (!/^[0-9A-Za-z_-]{1,36}$/.test(name)) {
+      throw flags.usage(
+        `the --templates file ${JSON.stringify(path)} holds one template: name the file after it (e.g. FactoryTemplate.json) or use { "<name>": <template> }.`,
+      );
+    }
+    return { [name]: { templateBody: awsBody(single.data) } };
   }
   const parsed = TemplateFileSchema.safeParse(value);
   if (!parsed.success) {
@@ -150,7 +195,19 @@ async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefin
   }
   const templates: Record<string, TemplateDefinition> = {};
   for (const [name, t] of Object.entries(parsed.data)) {
+    if ('Resources' in t) {
+      templates[name] = { templateBody: awsBody(t) };
+      continue;
+    }
+    if ('templateBody' in t) {
+      templates[name] = {
+        templateBody: typeof t.templateBody === 'string' ? t.templateBody : awsBody(t.templateBody),
+        ...(t.preProvisioningHook === undefined ? {} : { preProvisioningHook: t.preProvisioningHook }),
+      };
+      continue;
+    }
     templates[name] = {
+      ...(t.preProvisioningHook === undefined ? {} : { preProvisioningHook: t.preProvisioningHook }),
       ...(t.thingName === undefined ? {} : { thingName: t.thingName }),
       ...(t.deviceConfiguration === undefined ? {} : { deviceConfiguration: t.deviceConfiguration }),
       ...(t.requiredParameters === undefined ? {} : { requiredParameters: t.requiredParameters }),
@@ -158,4 +215,9 @@ async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefin
     };
   }
   return templates;
+}
+
+/** A checked template body (the simulator checks the rest when it starts). */
+function awsBody(value: { Resources: Record<string, unknown> }): AwsProvisioningTemplate {
+  return value;
 }
