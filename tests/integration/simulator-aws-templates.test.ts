@@ -46,12 +46,14 @@ const FLEET_TEMPLATE = {
             {
               Effect: 'Allow',
               Action: ['iot:Connect'],
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: AWS template and policy syntax, not JavaScript
               Resource: ['arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}'],
             },
             {
               Effect: 'Allow',
               Action: ['iot:Subscribe'],
               Resource: [
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: AWS template and policy syntax, not JavaScript
                 'arn:aws:iot:us-east-1:123456789012:topicfilter/devices/${iot:Connection.Thing.ThingName}/*',
               ],
             },
@@ -83,6 +85,7 @@ const CONDITIONS_TEMPLATE = {
     thing: {
       Type: 'AWS::IoT::Thing',
       Properties: {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: AWS template and policy syntax, not JavaScript
         ThingName: { 'Fn::Sub': '${Stage}-${SerialNumber}' },
         ThingGroups: { 'Fn::If': ['ProdAndKnown', ['production'], { Ref: 'AWS::NoValue' }] },
         AttributePayload: { firstTag: { 'Fn::Select': ['0', { 'Fn::Split': [',', { Ref: 'Tags' }] }] } },
