@@ -18,6 +18,7 @@ import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
 import { progressLine } from '../progress-text.js';
+import { SYSTEM_PARAM_FLAGS, SYSTEM_PARAM_HELP, systemParametersFrom } from '../system-params.js';
 
 /** `--help` of `provision`. */
 export const help = `Usage: fleet-provision provision --endpoint <host|url> --template <name>
@@ -28,6 +29,7 @@ the credentials to --out. If --out already holds a device.json, exit 0 without c
 
 Options:
 ${CONNECTION_FLAGS_HELP}
+${SYSTEM_PARAM_HELP}
   --out <dir>             where to write the credentials (default ./credentials)
   --force                 provision again even if --out already holds a device.json
   --verify                reconnect with the new certificate afterwards (needs a key: not with --csr)
@@ -54,6 +56,7 @@ Example:
 
 const FLAGS = {
   ...connectionFlagSpecs(true),
+  ...SYSTEM_PARAM_FLAGS,
   out: { type: 'string', env: true },
   force: { type: 'boolean', env: true },
   verify: { type: 'boolean', env: true },
@@ -84,7 +87,12 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   // The flags must make sense even when there is nothing to do, so a broken script fails the first time.
   // Only the claim files are left unread: a provisioned device may have deleted them.
   const endpoint = flags.required('endpoint');
-  const request = await requestOptionsFrom(flags);
+  const fromSystem = await systemParametersFrom(flags);
+  const requested = await requestOptionsFrom(flags);
+  const request =
+    fromSystem === undefined
+      ? requested
+      : { ...requested, parameters: { ...fromSystem, ...requested.parameters } };
   const verify = flags.boolean('verify');
   if (verify && typeof request.keys === 'object' && 'csr' in request.keys) {
     throw flags.usage('--verify needs the private key, which stays with your CSR: drop --verify or --csr.');
