@@ -26,7 +26,7 @@ import {
   TimeoutError,
 } from '../../src/index.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { policyFrom, readJson, simulatorTemplate } from './aws-files.js';
+import { awsTemplate, policyFrom, readJson } from './aws-files.js';
 
 let sim: Simulator;
 let dir: string;
@@ -38,7 +38,7 @@ const claim = () => ({
 });
 
 beforeAll(async () => {
-  const template = simulatorTemplate(readJson('examples/aws/provisioning-template.json'));
+  const template = awsTemplate(readJson('examples/aws/provisioning-template.json'));
   sim = await startSimulator({ serverKeyType: 'ec-p256', templates: { FactoryTemplate: template } });
   dir = await mkdtemp(join(tmpdir(), 'guide-keys-'));
 });

@@ -11,17 +11,24 @@ import { readClaim } from '../../examples/claim.js';
 import { main } from '../../examples/provision-on-aws.js';
 import { OPERATION_NAMES, operationTopics } from '../../src/index.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { policyFrom, readJson, simulatorTemplate } from './aws-files.js';
+import { awsTemplate, policyFrom, readJson } from './aws-files.js';
 
 const ARN = 'arn:aws:iot:eu-west-1:123456789012';
 /** The IoT policy variable for the connected thing's name (a literal `${…}`, not a JS template). */
 const THING_NAME_VARIABLE = ['$', '{iot:Connection.Thing.ThingName}'].join('');
-const template = simulatorTemplate(readJson('examples/aws/provisioning-template.json'));
+const template = awsTemplate(readJson('examples/aws/provisioning-template.json'));
 let sim: Simulator;
 let dir: string;
 
 beforeAll(async () => {
-  sim = await startSimulator({ serverKeyType: 'ec-p256', templates: { FactoryTemplate: template } });
+  // The guide's three files as they are: the template, the claim policy on the claim connection, and the
+  // device policy the template attaches by name, enforced on the device's own connection.
+  sim = await startSimulator({
+    serverKeyType: 'ec-p256',
+    templates: { FactoryTemplate: template },
+    claimPolicy: readJson('examples/aws/claim-policy.json'),
+    policies: { FactoryDevicePolicy: readJson('examples/aws/device-policy.json') },
+  });
   dir = await mkdtemp(join(tmpdir(), 'guide-aws-'));
 });
 afterAll(async () => {
@@ -33,13 +40,10 @@ afterEach(() => {
 });
 
 describe('the provisioning template', () => {
-  it('names the thing after the serial number and returns the device configuration', () => {
-    expect(template).toEqual({
-      thingName: 'sensor-{{SerialNumber}}',
-      deviceConfiguration: { Fleet: 'factory' },
-      requiredParameters: ['SerialNumber'],
-      certificateStatus: 'ACTIVE',
-    });
+  it('declares SerialNumber, names the thing after it, attaches FactoryDevicePolicy and returns the configuration', () => {
+    expect(Object.keys(template.Parameters ?? {})).toEqual(['SerialNumber', 'AWS::IoT::Certificate::Id']);
+    expect(template.DeviceConfiguration).toEqual({ Fleet: 'factory' });
+    expect(JSON.stringify(template.Resources)).toContain('"PolicyName":"FactoryDevicePolicy"');
   });
 });
 
@@ -119,7 +123,13 @@ describe('examples/provision-on-aws.ts', () => {
     expect((await stat(join(outDir, 'private.pem.key'))).mode & 0o777).toBe(0o600);
     expect((await stat(join(outDir, 'certificate.pem.crt'))).mode & 0o777).toBe(0o644);
     expect((await lstat(join(outDir, 'device.json'))).isSymbolicLink()).toBe(true);
-    expect(sim.certificates().find((c) => c.certificateId === device.certificateId)?.status).toBe('ACTIVE');
+    expect(sim.certificates().find((c) => c.certificateId === device.certificateId)).toMatchObject({
+      status: 'ACTIVE',
+      policyNames: ['FactoryDevicePolicy'],
+    });
+    expect(sim.things().find((t) => t.thingName === 'sensor-SN-0042')?.attributes).toEqual({
+      serialNumber: 'SN-0042',
+    });
     const asDevice = sim.requests('sensor-SN-0042');
     expect(asDevice.find((e) => e.type === 'connect')).toMatchObject({ role: 'device', allowed: true });
     expect(asDevice.find((e) => e.type === 'publish')).toMatchObject({
