@@ -96,7 +96,7 @@ export {
   RegisterThingResponseSchema,
   StringMapSchema,
 } from './schemas.js';
-export { SYSTEM_FACT_NAMES, type SystemFacts, type SystemFactsOptions, systemFacts } from './system-facts.js';
+export * from './system-facts.js';
 export type { OperationTopics, ParsedTopic, PayloadFormat, TopicKind } from './topics.js';
 export {
   allTopics,

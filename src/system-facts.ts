@@ -118,11 +118,14 @@ export async function systemFacts(options: SystemFactsOptions = {}): Promise<Sys
 }
 
 /** The names `--param-from-system` accepts, and the fact each reads. */
-export const SYSTEM_FACT_NAMES = {
+export const SYSTEM_FACT_NAMES: Readonly<Record<SystemFactName, keyof SystemFacts>> = {
   hostname: 'hostname',
   interface: 'interfaceName',
   mac: 'macAddress',
   ip: 'ipAddress',
   serial: 'serialNumber',
   'certificate-id': 'certificateId',
-} as const satisfies Record<string, keyof SystemFacts>;
+};
+
+/** A fact's name on the command line (`--param-from-system SerialNumber=serial`). */
+export type SystemFactName = 'hostname' | 'interface' | 'mac' | 'ip' | 'serial' | 'certificate-id';

@@ -17,7 +17,14 @@ export interface PolicyContext {
    * The thing of the connection: a thing attached to its certificate whose name is the client id
    * (`${iot:Connection.Thing.*}`), as IoT Core finds it.
    */
-  thing?: { thingName: string; thingTypeName?: string; attributes?: Record<string, string> };
+  thing?: {
+    /** `${iot:Connection.Thing.ThingName}`. */
+    thingName: string;
+    /** `${iot:Connection.Thing.ThingTypeName}`. */
+    thingTypeName?: string;
+    /** `${iot:Connection.Thing.Attributes[name]}`. */
+    attributes?: Record<string, string>;
+  };
 }
 
 interface Statement {

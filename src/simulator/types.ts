@@ -41,7 +41,15 @@ export type PreProvisioningHook = (
  */
 export interface AwsProvisioningTemplate {
   /** Declared parameters: `{ "SerialNumber": { "Type": "String", "Default"?: "…" } }`. */
-  Parameters?: Record<string, { Type: string; Default?: string }>;
+  Parameters?: Record<
+    string,
+    {
+      /** `String` (AWS's only type). */
+      Type: string;
+      /** Used when the device does not send the parameter. */
+      Default?: string;
+    }
+  >;
   /** `Fn::FindInMap` tables: map → top-level key → second-level key → value. */
   Mappings?: Record<string, Record<string, Record<string, unknown>>>;
   /** Named conditions (`Fn::Equals`, `Fn::And`, `Fn::Or`, `Fn::Not`, `Condition`). */
