@@ -4,30 +4,19 @@
  * `AWS::IoT::Policy`, with `OverrideSettings`) and `DeviceConfiguration`, run as RegisterThing runs them.
  */
 import * as x509 from '@peculiar/x509';
-import { evaluate, NO_VALUE, TemplateProblem, unresolvedReferences } from './intrinsics.js';
+import { type EvaluationScope, evaluate, NO_VALUE, TemplateProblem } from './intrinsics.js';
+import {
+  certificateStatus,
+  OVERRIDES,
+  type PlannedThing,
+  planThing,
+  policyResource,
+} from './template-resources.js';
 import type { AwsProvisioningTemplate, ThingRecord } from './types.js';
 
-/** AWS's rule for thing names. */
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
-const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
-const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]{0,800}$/;
+export type { PlannedThing } from './template-resources.js';
+
 const RESOURCE_TYPES = ['AWS::IoT::Thing', 'AWS::IoT::Certificate', 'AWS::IoT::Policy'];
-const OVERRIDES = {
-  AttributePayload: ['MERGE', 'REPLACE', 'FAIL', 'DO_NOTHING'],
-  ThingTypeName: ['REPLACE', 'FAIL', 'DO_NOTHING'],
-  ThingGroups: ['MERGE', 'REPLACE', 'FAIL', 'DO_NOTHING'],
-} as const;
-
-/** What `OverrideSettings` says to do when the thing already exists. */
-type Override = 'MERGE' | 'REPLACE' | 'FAIL' | 'DO_NOTHING';
-
-/** The thing a template run makes (or updates), after `OverrideSettings` are applied. */
-export interface PlannedThing {
-  thingName: string;
-  attributes: Record<string, string>;
-  thingGroups: string[];
-  thingTypeName?: string;
-}
 
 /** What running an AWS template gives. */
 export interface AwsTemplateResult {
@@ -177,7 +166,7 @@ export function runAwsTemplate(
         result.certificateStatus = certificateStatus(logical, properties, certificate);
         break;
       case 'AWS::IoT::Policy':
-        result.policies.push(policy(logical, properties));
+        result.policies.push(policyResource(logical, properties));
         break;
       default:
         throw new TemplateProblem(
@@ -201,175 +190,46 @@ export function runAwsTemplate(
   return result;
 }
 
-function planThing(
-  logical: string,
-  properties: Record<string, unknown>,
-  settings: unknown,
-  existingThing: (name: string) => ThingRecord | undefined,
-): PlannedThing {
-  const thingName = properties.ThingName;
-  if (typeof thingName !== 'string') {
-    throw new TemplateProblem(
-      'InvalidRequestException',
-      `Resource ${logical} needs a ThingName.`,
-      'ThingName',
-    );
+/**
+ * The references a template makes that can never resolve (a `Ref`, `Fn::Sub` variable, condition or
+ * mapping that is not defined): what AWS refuses when the template is created.
+ */
+function unresolvedReferences(
+  value: unknown,
+  scope: Omit<EvaluationScope, 'values'>,
+  found: string[] = [],
+): string[] {
+  if (Array.isArray(value)) {
+    for (const item of value) unresolvedReferences(item, scope, found);
+    return found;
   }
-  if (!THING_NAME.test(thingName)) {
-    throw new TemplateProblem(
-      'InvalidParameters',
-      `The thing name ${JSON.stringify(thingName)} is not valid: use 1 to 128 of [a-zA-Z0-9:_-].`,
-      'ThingName',
-    );
-  }
-  const attributes: Record<string, string> = {};
-  const payload = properties.AttributePayload;
-  if (isRecord(payload)) {
-    for (const [name, value] of Object.entries(payload)) {
-      if (typeof value !== 'string' || !ATTRIBUTE_NAME.test(name) || !ATTRIBUTE_VALUE.test(value)) {
-        throw new TemplateProblem(
-          'InvalidParameters',
-          `The thing attribute ${name} has a name or value AWS does not accept.`,
-          name,
-        );
-      }
-      attributes[name] = value;
-    }
-  }
-  const groups = properties.ThingGroups;
-  const thingGroups = Array.isArray(groups) ? groups.filter((g) => typeof g === 'string') : [];
-  const type = properties.ThingTypeName;
-  const planned: PlannedThing = {
-    thingName,
-    attributes,
-    thingGroups,
-    ...(typeof type === 'string' ? { thingTypeName: type } : {}),
-  };
-  const existing = existingThing(thingName);
-  if (existing === undefined) return planned;
-  const setting = (property: keyof typeof OVERRIDES): Override => {
-    const value = isRecord(settings) ? settings[property] : undefined;
-    return typeof value === 'string' && (OVERRIDES[property] as readonly string[]).includes(value)
-      ? (value as Override)
-      : 'DO_NOTHING';
-  };
-  const conflict = (property: string) =>
-    new TemplateProblem(
-      'ResourceConflict',
-      `The thing ${thingName} exists with a different ${property}, and OverrideSettings.${property} is FAIL.`,
-      property,
-    );
-  const before = existing.attributes ?? {};
-  let merged = { ...before };
-  switch (setting('AttributePayload')) {
-    case 'MERGE':
-      merged = { ...before, ...attributes };
-      break;
-    case 'REPLACE':
-      merged = { ...attributes };
-      break;
-    case 'FAIL':
-      if (JSON.stringify(sorted(before)) !== JSON.stringify(sorted(attributes)))
-        throw conflict('AttributePayload');
-      break;
-    case 'DO_NOTHING':
-      break;
-  }
-  const oldGroups = existing.thingGroups ?? [];
-  let mergedGroups = [...oldGroups];
-  switch (setting('ThingGroups')) {
-    case 'MERGE':
-      mergedGroups = [...new Set([...oldGroups, ...thingGroups])];
-      break;
-    case 'REPLACE':
-      mergedGroups = [...thingGroups];
-      break;
-    case 'FAIL':
-      if ([...oldGroups].sort().join('\n') !== [...thingGroups].sort().join('\n'))
-        throw conflict('ThingGroups');
-      break;
-    case 'DO_NOTHING':
-      break;
-  }
-  let mergedType = existing.thingTypeName;
-  switch (setting('ThingTypeName')) {
-    case 'REPLACE':
-      mergedType = planned.thingTypeName;
-      break;
-    case 'FAIL':
-      if (existing.thingTypeName !== planned.thingTypeName) throw conflict('ThingTypeName');
-      break;
-    default:
-      break;
-  }
-  return {
-    thingName,
-    attributes: merged,
-    thingGroups: mergedGroups,
-    ...(mergedType === undefined ? {} : { thingTypeName: mergedType }),
-  };
-}
-
-function sorted(record: Record<string, string>): Array<[string, string]> {
-  return Object.entries(record).sort(([a], [b]) => a.localeCompare(b));
-}
-
-function certificateStatus(
-  logical: string,
-  properties: Record<string, unknown>,
-  certificate: { certificateId: string; certificatePem: string },
-): 'ACTIVE' | 'INACTIVE' {
-  const { CertificateId: id, CertificatePem: pem, Status: status } = properties;
-  if (id !== undefined && id !== certificate.certificateId) {
-    throw new TemplateProblem(
-      'InvalidParameters',
-      `Resource ${logical}: CertificateId is not the certificate being provisioned.`,
-      'CertificateId',
-    );
-  }
-  const squash = (text: string) => text.replace(/\s+/g, '');
-  if (pem !== undefined && (typeof pem !== 'string' || squash(pem) !== squash(certificate.certificatePem))) {
-    throw new TemplateProblem(
-      'InvalidParameters',
-      `Resource ${logical}: CertificatePem is not the certificate being provisioned.`,
-      'CertificatePem',
-    );
-  }
-  if (status === undefined) return 'ACTIVE';
-  const upper = typeof status === 'string' ? status.toUpperCase() : '';
-  if (upper !== 'ACTIVE' && upper !== 'INACTIVE') {
-    throw new TemplateProblem(
-      'InvalidRequestException',
-      `Resource ${logical}: Status must be ACTIVE or INACTIVE.`,
-      'Status',
-    );
-  }
-  return upper;
-}
-
-function policy(logical: string, properties: Record<string, unknown>): { name: string; document?: unknown } {
-  const { PolicyName: name, PolicyDocument: document } = properties;
-  if (document !== undefined) {
-    let parsed: unknown = document;
-    if (typeof document === 'string') {
-      try {
-        parsed = JSON.parse(document);
-      } catch {
-        throw new TemplateProblem(
-          'InvalidRequestException',
-          `Resource ${logical}: PolicyDocument is not valid JSON.`,
-          'PolicyDocument',
-        );
+  if (!isRecord(value)) return found;
+  const known = (name: string) =>
+    name === 'AWS::NoValue' ||
+    name.startsWith('AWS::IoT::') ||
+    scope.declared.has(name) ||
+    scope.resources.has(name);
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'Ref' && typeof item === 'string' && !known(item)) found.push(`Ref ${item}`);
+    if (key === 'Fn::Sub') {
+      const text = Array.isArray(item) ? item[0] : item;
+      const own = Array.isArray(item) && isRecord(item[1]) ? Object.keys(item[1]) : [];
+      if (typeof text === 'string') {
+        for (const [, name = ''] of text.matchAll(/\$\{([^!}][^}]*)\}/g)) {
+          if (!known(name) && !own.includes(name)) found.push(`Fn::Sub \${${name}}`);
+        }
       }
     }
-    return { name: typeof name === 'string' ? name : logical, document: parsed };
+    if ((key === 'Condition' || key === 'Fn::If') && !Array.isArray(item) && typeof item === 'string') {
+      if (!Object.hasOwn(scope.conditions, item)) found.push(`Condition ${item}`);
+    }
+    if (key === 'Fn::If' && Array.isArray(item) && typeof item[0] === 'string') {
+      if (!Object.hasOwn(scope.conditions, item[0])) found.push(`Condition ${item[0]}`);
+    }
+    if (key === 'Fn::FindInMap' && Array.isArray(item) && typeof item[0] === 'string') {
+      if (!Object.hasOwn(scope.mappings, item[0])) found.push(`Mapping ${item[0]}`);
+    }
+    unresolvedReferences(item, scope, found);
   }
-  if (typeof name !== 'string') {
-    throw new TemplateProblem(
-      'InvalidRequestException',
-      `Resource ${logical} needs a PolicyName or a PolicyDocument.`,
-      'PolicyName',
-    );
-  }
-  return { name };
+  return found;
 }
