@@ -27,7 +27,7 @@ function problem(run: () => unknown): TemplateProblem {
 }
 
 describe('intrinsic functions', () => {
-  it('Fn::Sub substitutes parameters, its own variables, and keeps ${!Literal} literal', () => {
+  it('Fn::Sub substitutes parameters, its own variables, and keeps a !-escaped reference literal', () => {
     const s = scope({ Serial: 'SN1', Site: 'lyon' });
     // AWS's `${Name}` syntax, written with a `$` of its own so that it is not a JavaScript template.
     const v = (name: string) => `$\{${name}}`;
