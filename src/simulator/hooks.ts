@@ -11,11 +11,12 @@ const MAX_OUTPUT = 256 * 1024;
 /**
  * A hook that runs `command` (no shell) once per RegisterThing. The program gets the event on stdin and
  * must print `{ "allowProvisioning": …, "parameterOverrides"?: {…} }` and exit 0; anything else fails
- * the hook (403 `AccessDenied`, as a failing Lambda does). It is killed after `timeoutMs`.
+ * the hook (403 `AccessDenied`, as a failing Lambda does). It is killed after `timeoutMs`, or when
+ * `signal` fires.
  */
 export function commandHook(
   command: readonly string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): PreProvisioningHook {
   const [program, ...args] = command;
   if (program === undefined) throw new TypeError('A command hook needs a program to run.');
@@ -29,10 +30,14 @@ export function commandHook(
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        child.kill('SIGKILL');
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         reject(new Error(reason));
       };
       const timer = setTimeout(() => fail('the hook command did not finish in time'), timeoutMs);
+      // The simulator closing ends the program too: nothing it started outlives it.
+      const onAbort = () => fail('the simulator closed');
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      child.once('close', () => options.signal?.removeEventListener('abort', onAbort));
       child.on('error', (error) => fail(`the hook command could not run (${error.message})`));
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
         output += chunk;

@@ -190,7 +190,7 @@ async function callHook(
   const hook =
     typeof configured === 'function'
       ? configured
-      : commandHook(configured.command, { timeoutMs: options.hookTimeoutMs + 1_000 });
+      : commandHook(configured.command, { timeoutMs: options.hookTimeoutMs, signal: options.signal });
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const late = new Promise<HookVerdict>((resolve) => {

@@ -65,23 +65,25 @@ const FLAGS = {
 
 const CommandHookSchema = z.strictObject({ command: z.array(z.string()).check(z.minLength(1)) });
 const AwsBodySchema = z.looseObject({ Resources: z.record(z.string(), z.unknown()) });
-const TemplateFileSchema = z.record(
-  z.string(),
-  z.union([
-    AwsBodySchema,
-    z.strictObject({
-      templateBody: z.union([AwsBodySchema, z.string()]),
-      preProvisioningHook: z.optional(CommandHookSchema),
-    }),
-    z.strictObject({
-      thingName: z.optional(z.string()),
-      deviceConfiguration: z.optional(z.record(z.string(), z.string())),
-      requiredParameters: z.optional(z.array(z.string())),
-      certificateStatus: z.optional(z.enum(['ACTIVE', 'INACTIVE'])),
-      preProvisioningHook: z.optional(CommandHookSchema),
-    }),
-  ]),
-);
+const WrappedTemplateSchema = z.strictObject({
+  templateBody: z.union([AwsBodySchema, z.string()]),
+  preProvisioningHook: z.optional(CommandHookSchema),
+});
+const SimpleTemplateSchema = z.strictObject({
+  thingName: z.optional(z.string()),
+  deviceConfiguration: z.optional(z.record(z.string(), z.string())),
+  requiredParameters: z.optional(z.array(z.string())),
+  certificateStatus: z.optional(z.enum(['ACTIVE', 'INACTIVE'])),
+  preProvisioningHook: z.optional(CommandHookSchema),
+});
+/** One entry of a templates file, by its shape: an AWS body, a wrapped body, or the simple form. */
+const TemplateEntrySchema = z.union([AwsBodySchema, WrappedTemplateSchema, SimpleTemplateSchema]);
+
+function entrySchema(value: unknown) {
+  if (typeof value === 'object' && value !== null && 'Resources' in value) return AwsBodySchema;
+  if (typeof value === 'object' && value !== null && 'templateBody' in value) return WrappedTemplateSchema;
+  return SimpleTemplateSchema;
+}
 
 /** Run the simulator until the signal fires; resolves with 0 after a clean shutdown. */
 export async function run(argv: string[], context: CommandContext): Promise<number> {
@@ -186,15 +188,19 @@ async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefin
     }
     return { [name]: { templateBody: awsBody(single.data) } };
   }
-  const parsed = TemplateFileSchema.safeParse(value);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ');
-    throw flags.usage(
-      `the --templates file ${JSON.stringify(path)} is not a map of templates (at ${where}).`,
-    );
+  const notAMap = (where: string) =>
+    flags.usage(`the --templates file ${JSON.stringify(path)} is not a map of templates (at ${where}).`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw notAMap('(root)');
+  const entries: Array<[string, z.infer<typeof TemplateEntrySchema>]> = [];
+  for (const [name, raw] of Object.entries(value)) {
+    const parsed = entrySchema(raw).safeParse(raw);
+    if (!parsed.success) {
+      throw notAMap(parsed.error.issues.map((issue) => [name, ...issue.path].join('.')).join(', '));
+    }
+    entries.push([name, parsed.data]);
   }
   const templates: Record<string, TemplateDefinition> = {};
-  for (const [name, t] of Object.entries(parsed.data)) {
+  for (const [name, t] of entries) {
     if ('Resources' in t) {
       templates[name] = { templateBody: awsBody(t) };
       continue;
