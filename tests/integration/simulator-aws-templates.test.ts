@@ -266,6 +266,38 @@ describe('a pre-provisioning hook run as a command', () => {
   });
 });
 
+describe('a command hook that fails', () => {
+  it.each([
+    ['exits non-zero', ['-e', 'process.exit(1)']],
+    ['prints no JSON', ['-e', 'console.log("yes")']],
+    ['does not answer within the hook limit', ['-e', 'setTimeout(() => {}, 60_000)']],
+  ])('is a 403 AccessDenied when it %s', async (_what, args) => {
+    const hooked = await startSimulator({
+      tls: false,
+      serverKeyType: 'ec-p256',
+      hookTimeoutMs: 300,
+      templates: {
+        T: { templateBody: FLEET_TEMPLATE, preProvisioningHook: { command: [process.execPath, ...args] } },
+      },
+    });
+    const client = await connectTo(hooked);
+    try {
+      const created = await ask(client, 'CreateKeysAndCertificate', {});
+      const answer = await ask(
+        client,
+        'RegisterThing',
+        { certificateOwnershipToken: field(created, 'certificateOwnershipToken'), parameters: {} },
+        { templateName: 'T' },
+      );
+      expect(answer.value).toMatchObject({ statusCode: 403, errorCode: 'AccessDenied' });
+      expect(hooked.things()).toEqual([]);
+    } finally {
+      await closeClients(client);
+      await hooked.close();
+    }
+  });
+});
+
 describe('a template with conditions', () => {
   it('takes the false branches with the default Stage, and reads CommonName from the certificate', async () => {
     const { answer } = await register(
