@@ -57,9 +57,9 @@ Examples:
     --claim-cert claim.pem.crt --claim-key claim.private.pem.key --ca AmazonRootCA1.pem`;
 
 const FLAGS = {
-  template: { type: 'string' },
-  'claim-policy': { type: 'string' },
-  'device-policy': { type: 'string' },
+  template: { type: 'string', env: true },
+  'claim-policy': { type: 'string', env: true },
+  'device-policy': { type: 'string', env: true },
   param: { type: 'string', multiple: true },
   'params-json': { type: 'string' },
   'template-name': { type: 'string' },
