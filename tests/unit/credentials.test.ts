@@ -124,10 +124,10 @@ describe('stageCredentials + commit', () => {
     }
   });
 
-  it('leaves the mode of an existing directory alone', async () => {
+  it('tightens an existing directory to 0700', async () => {
     await chmod(base, 0o755);
     await save(base, fixture(0));
-    expect(await mode(base)).toBe(0o755);
+    expect(await mode(base)).toBe(0o700);
     expect(await mode(join(base, 'private.pem.key'))).toBe(0o600);
   });
 
