@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   simulate: () => import('./commands/simulate.js'),
   demo: () => import('./commands/demo.js'),
   load: () => import('./commands/load.js'),
+  export: () => import('./commands/export.js'),
 };
 
 const USAGE = `Usage: fleet-provision <command> [options]
@@ -24,6 +25,7 @@ Commands:
   simulate    run a local AWS IoT Fleet Provisioning simulator until Ctrl-C
   demo        provision one device end to end against an in-process simulator
   load        provision many devices at once and report latency and throughput
+  export      copy the live credentials as plain files, for packaging
 
 Options:
   --help      show this help (or a command's: fleet-provision provision --help)
