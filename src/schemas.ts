@@ -58,6 +58,14 @@ export const CreateCertificateFromCsrResponseSchema = z.object({
   certificateOwnershipToken: nonEmpty,
 });
 
+/** RegisterThing accepted answer, as read: `thingName` is absent when the template creates no thing. */
+export interface RegisterThingResponse {
+  /** The template's `DeviceConfiguration` section, a flat map of strings (`{}` when the answer has none). */
+  deviceConfiguration: Record<string, string>;
+  /** The thing the template made; absent when it makes none. */
+  thingName?: string;
+}
+
 /**
  * RegisterThing accepted answer, as lenient as AWS's own model (where every field is optional): by the
  * time it arrives the certificate is active and the thing made, so a missing `deviceConfiguration` reads
@@ -72,10 +80,7 @@ export const RegisterThingResponseSchema = z.pipe(
     thingName: z.optional(z.nullable(z.string())),
   }),
   z.transform(
-    ({
-      deviceConfiguration,
-      thingName,
-    }): { deviceConfiguration: Record<string, string>; thingName?: string } => ({
+    ({ deviceConfiguration, thingName }): RegisterThingResponse => ({
       deviceConfiguration: deviceConfiguration ?? {},
       ...(typeof thingName === 'string' ? { thingName } : {}),
     }),
@@ -108,8 +113,6 @@ export type RegisterThingRequestPayload = z.infer<typeof RegisterThingRequestPay
 export type CreateKeysAndCertificateResponse = z.infer<typeof CreateKeysAndCertificateResponseSchema>;
 /** CreateCertificateFromCsr accepted answer. */
 export type CreateCertificateFromCsrResponse = z.infer<typeof CreateCertificateFromCsrResponseSchema>;
-/** RegisterThing accepted answer. */
-export type RegisterThingResponse = z.infer<typeof RegisterThingResponseSchema>;
 /** A rejected answer. */
 export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
 
