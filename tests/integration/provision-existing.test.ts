@@ -143,19 +143,33 @@ describe('existing credentials', () => {
 });
 
 /**
- * A TCP proxy to `target` that drops every UNSUBSCRIBE a client sends: the broker never acknowledges it.
+ * A TCP proxy to `target` that looks at each packet a client sends. `drop` packets never reach the broker
+ * (an UNSUBSCRIBE that is never acknowledged). After a `freeze` packet the connection goes half-open: that
+ * packet and everything after it, both ways, is swallowed, and nobody closes anything.
  */
-async function unsubscribeEater(target: Simulator): Promise<{ url: string; close(): Promise<void> }> {
+async function packetProxy(
+  target: Simulator,
+  rules: { drop?: (packet: mqttPacket.Packet) => boolean; freeze?: (packet: mqttPacket.Packet) => boolean },
+): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  let frozen = false;
   const server: Server = createServer((client) => {
     const upstream = tcpConnect(target.port, target.host);
     sockets.add(client).add(upstream);
+    let halfOpen = false;
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     parser.on('packet', (packet) => {
-      if (packet.cmd !== 'unsubscribe') upstream.write(mqttPacket.generate(packet));
+      if (!halfOpen && !frozen && rules.freeze?.(packet) === true) {
+        frozen = true; // only the first connection that sends it
+        halfOpen = true;
+      }
+      if (halfOpen || rules.drop?.(packet) === true) return;
+      upstream.write(mqttPacket.generate(packet));
     });
     client.on('data', (bytes) => parser.parse(bytes));
-    upstream.pipe(client);
+    upstream.on('data', (bytes) => {
+      if (!halfOpen) client.write(bytes);
+    });
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -178,7 +192,7 @@ async function unsubscribeEater(target: Simulator): Promise<{ url: string; close
 
 describe('waits that must end', () => {
   it('settles although the broker never acknowledges the UNSUBSCRIBE (own and handed-in connection)', async () => {
-    const proxy = await unsubscribeEater(other);
+    const proxy = await packetProxy(other, { drop: (packet) => packet.cmd === 'unsubscribe' });
     cleanups.push(proxy.close);
     const own = await provision({
       endpoint: proxy.url,
@@ -197,6 +211,28 @@ describe('waits that must end', () => {
     });
     expect(handedIn.certificateId).toBeDefined();
     expect(client.connected).toBe(true);
+  });
+
+  it('retries over a fresh connection when the first goes half-open during RegisterThing', async () => {
+    // The RegisterThing request vanishes and the connection stays "up": no answer, no close, no error.
+    const proxy = await packetProxy(other, {
+      freeze: (packet) => packet.cmd === 'publish' && packet.topic.includes('/provision/'),
+    });
+    cleanups.push(proxy.close);
+    const events: ProgressEvent[] = [];
+    const device = await provision({
+      endpoint: proxy.url,
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'SN-half-open' },
+      timeoutMs: 1_000,
+      retry: { baseDelayMs: 1 },
+      onProgress: (e) => events.push(e),
+    });
+    // The request never reached the service: the same token completes on the new connection.
+    expect(device.abandonedCertificateIds).toEqual([]);
+    expect(events.filter((e) => e.step === 'retrying')).toEqual([
+      expect.objectContaining({ operation: 'RegisterThing', code: 'TIMEOUT' }),
+    ]);
   });
 
   it('bounds a file step that never returns: TIMEOUT in the persist phase, before any traffic', async () => {
