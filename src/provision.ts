@@ -94,6 +94,8 @@ class Provisioning {
   readonly #endpoint: string;
   readonly #parametersSha256: string;
   readonly #abandoned: Array<{ certificateId: string; staged: StagedCredentials | undefined }> = [];
+  /** The unfinished sets of earlier runs that this call found. */
+  readonly #found: StagedCredentials[] = [];
 
   constructor(plan: ProvisionPlan) {
     this.#plan = plan;
@@ -143,6 +145,9 @@ class Provisioning {
       }
       return await this.#finish(await this.#provisionNew());
     } finally {
+      // Whatever this call did not finish stays on disk for the next call, in this process or another.
+      for (const staged of this.#found) staged.leave();
+      for (const { staged } of this.#abandoned) staged?.leave();
       await this.#run.close();
     }
   }
@@ -355,6 +360,7 @@ class Provisioning {
   async #resume(directory: string): Promise<ProvisionedDevice | undefined> {
     const plan = this.#plan;
     const sets = await this.#file(() => findStagedSets(directory));
+    this.#found.push(...sets.map((set) => set.staged));
     let finished: { device: ProvisionedDevice; matches: boolean } | undefined;
     for (const set of sets) {
       const { progress, staged } = set;
