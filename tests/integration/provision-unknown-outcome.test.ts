@@ -247,26 +247,63 @@ describe('a save that fails after RegisterThing', () => {
   });
 });
 
-describe('a process killed between RegisterThing and the commit', () => {
-  it('leaves a registered set that the next run commits without traffic', async () => {
+/** Run the child provisioning `serialNumber` into `dir` until it reaches `step`, and SIGKILL it there. */
+async function killAt(dir: string, serialNumber: string, step: string): Promise<void> {
+  const job = JSON.stringify({ outDir: dir, ...claimOptions(sim), serialNumber, hangAt: step });
+  const child = spawn(process.execPath, [CHILD, job], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  for await (const line of createInterface({ input: child.stdout })) {
+    const event: unknown = JSON.parse(line);
+    if (typeof event === 'object' && event !== null && 'step' in event && event.step === step) {
+      child.kill('SIGKILL');
+      break;
+    }
+  }
+  await exited;
+}
+
+describe('a process killed before the commit', () => {
+  it('after staging: the next run sends RegisterThing with the kept token and keeps that certificate', async () => {
     const before = sim.certificates().length;
     const dir = await outDir();
-    const job = JSON.stringify({
-      outDir: dir,
+    await killAt(dir, 'killed-staged', 'staged');
+    const issued = sim.certificates()[before];
+    expect(issued?.status).toBe('PENDING_ACTIVATION');
+    const events: ProgressEvent[] = [];
+    const device = await provision({
       ...claimOptions(sim),
-      serialNumber: 'killed',
-      hangAt: 'registered',
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'killed-staged' },
+      outDir: dir,
+      onProgress: (e) => events.push(e),
     });
-    const child = spawn(process.execPath, [CHILD, job], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((done) => child.once('exit', () => done()));
-    for await (const line of createInterface({ input: child.stdout })) {
-      const event: unknown = JSON.parse(line);
-      if (typeof event === 'object' && event !== null && 'step' in event && event.step === 'registered') {
-        child.kill('SIGKILL');
-        break;
-      }
-    }
-    await exited;
+    expect(events[0]).toEqual({ step: 'resuming', certificateId: issued?.certificateId, state: 'issued' });
+    expect(device).toMatchObject({ certificateId: issued?.certificateId, abandonedCertificateIds: [] });
+    expect(sim.certificates()).toHaveLength(before + 1);
+    expectRegistryAgrees(before, device);
+  }, 30_000);
+
+  it('after staging, then a run for another device: the set is abandoned and reported without using it', async () => {
+    const before = sim.certificates().length;
+    const dir = await outDir();
+    await killAt(dir, 'killed-first', 'staged');
+    const issued = sim.certificates()[before]?.certificateId;
+    const device = await provision({
+      ...claimOptions(sim),
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'killed-second' },
+      outDir: dir,
+    });
+    expect(device.abandonedCertificateIds).toEqual([issued]);
+    expect(device.thingName).toBe('killed-second');
+    expect(sim.certificates().find((c) => c.certificateId === issued)?.status).toBe('PENDING_ACTIVATION');
+    expect((await readdir(dir)).filter((name) => name.startsWith('.set-'))).toHaveLength(1);
+  }, 30_000);
+
+  it('between RegisterThing and the commit: the next run commits the registered set without traffic', async () => {
+    const before = sim.certificates().length;
+    const dir = await outDir();
+    await killAt(dir, 'killed', 'registered');
     const registered = sim.certificates()[before];
     expect(registered?.status).toBe('ACTIVE');
     expect(existsSync(join(dir, 'device.json'))).toBe(false);
