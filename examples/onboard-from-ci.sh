@@ -13,7 +13,8 @@ ca_flags=()
 if [ -n "${CA_FILE:-}" ]; then ca_flags=(--ca "$CA_FILE"); fi
 
 # --json: one JSON object on stdout (thingName, certificateId, deviceConfiguration, files), never a key.
-# Progress goes to stderr. A device.json already in --out means "done": exit 0 without connecting.
+# Progress goes to stderr. A complete set in --out made for this endpoint, template and serial number
+# means "done": exit 0 without connecting; a set made for anything else exits 2 and says what differs.
 status=0
 fleet-provision provision \
   --endpoint "$AWS_IOT_ENDPOINT" \

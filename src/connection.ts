@@ -114,9 +114,23 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   return client;
 }
 
-/** Close a connection provision() opened, waiting for it to finish; never throws. */
-export async function closeConnection(client: MqttClient): Promise<void> {
-  await client.endAsync(true).catch(() => undefined);
+/**
+ * Close a connection provision() opened, waiting at most `boundMs` (default 2 s) for it to finish, then
+ * destroying the socket; never throws.
+ */
+export async function closeConnection(client: MqttClient, boundMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.endAsync(true).then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), boundMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!ended) client.stream?.destroy();
 }
 
 function isIpAddress(host: string): boolean {

@@ -5,9 +5,9 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { PersistFailedError } from './errors.js';
+import { chmod, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { PersistFailedError, TimeoutError } from './errors.js';
 
 /**
  * Temp files, symlinks and sets this process is writing right now. Leftover cleanup skips them even
@@ -70,11 +70,65 @@ export function replaceWithSymlink(directory: string, name: string, target: stri
   return renameIntoPlace(directory, name, (temp) => symlink(target, temp));
 }
 
-/** Create `directory` (and missing parents) with mode 0700 if missing; an existing one keeps its mode. */
+/**
+ * Make `directory` a private directory: 0700, owned by this user. A missing one is created (with its
+ * missing parents) at 0700 and its parent fsynced, so the new name survives a power loss. An existing one
+ * this user owns is tightened to 0700 (AWS IoT Device Client refuses a key whose directory is more open,
+ * and in a group- or world-writable directory another user could repoint the live set). One owned by
+ * another user is refused with `PERSIST_FAILED`: it could be changed behind this process's back.
+ * @throws {PersistFailedError} for a directory owned by someone else; the fs error for anything else.
+ */
 export async function ensurePrivateDirectory(directory: string): Promise<void> {
-  const created = await mkdir(directory, { recursive: true, mode: 0o700 });
-  // mkdir's mode is filtered by the umask; the contract says 0700 exactly.
-  if (created !== undefined) await chmod(directory, 0o700);
+  const existing = await stat(directory).catch((error: unknown) => {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (existing === undefined) {
+    const created = await mkdir(directory, { recursive: true, mode: 0o700 });
+    // mkdir's mode is filtered by the umask; the directory must be 0700 exactly.
+    await chmod(directory, 0o700);
+    // Every directory mkdir made, and the one above the first, must record its new entry durably.
+    let path = created ?? directory;
+    await syncDirectory(dirname(path));
+    while (path !== directory) {
+      await syncDirectory(path);
+      path = join(path, relative(path, directory).split(sep)[0] ?? '');
+    }
+    return;
+  }
+  if (!existing.isDirectory()) {
+    throw Object.assign(new Error(`${directory} is not a directory`), { code: 'ENOTDIR' });
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && existing.uid !== uid) {
+    throw new PersistFailedError(
+      `${directory} belongs to user ${existing.uid}, not to this process's user ${uid}: another user could ` +
+        'change the credentials in it. Nothing was sent. Choose a directory this user owns, or give this one ' +
+        'to this user (chown).',
+    );
+  }
+  if ((existing.mode & 0o777) !== 0o700) await chmod(directory, 0o700);
+}
+
+/**
+ * Settle with `work`, or reject with `TIMEOUT` (phase `persist`) once `ms` have passed: a file step on a
+ * file system that never answers must not hang its caller. The step itself cannot be cancelled; it may
+ * still finish later.
+ */
+export function withinDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TimeoutError({ phase: 'persist', timeoutMs: ms })), ms);
+    work().then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** fsync a directory so the names created or renamed in it survive a power loss. */

@@ -6,6 +6,7 @@ import type { CredentialFiles } from './credentials.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { InvalidArgumentError } from './errors.js';
 import { KEY_TYPES, type KeyType } from './keys.js';
+import { redact } from './redact.js';
 import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
 import { assertFormat, assertTemplateName, type PayloadFormat } from './topics.js';
 import type { MqttTransport } from './transport.js';
@@ -64,6 +65,26 @@ export type ProgressEvent =
       directory: string;
     }
   | {
+      /**
+       * A certificate that may be ACTIVE will not be used (RegisterThing's outcome was unknown and its
+       * token was then refused, or an unfinished set could not be resumed). Also listed in the result's
+       * `abandonedCertificateIds`; deactivate it in AWS (see docs/credentials.md).
+       */
+      step: 'abandoned';
+      /** The certificate's id. */
+      certificateId: string;
+      /** Why, in a few words (never a secret). */
+      reason: string;
+    }
+  | {
+      /** An unfinished set left by an earlier run in `outDir` is being finished. */
+      step: 'resuming';
+      /** Its certificate's id. */
+      certificateId: string;
+      /** How far it had got: `issued` (RegisterThing is retried) or `registered` (only the commit is left). */
+      state: 'issued' | 'registered';
+    }
+  | {
       /** RegisterThing accepted. */
       step: 'registered';
       /** The thing made, or undefined when the template makes none. */
@@ -84,13 +105,13 @@ export type ProgressEvent =
   | {
       /** A retryable failure: trying again after a backoff. */
       step: 'retrying';
-      /** What failed: `certificate` or `RegisterThing`. */
+      /** What failed: `certificate`, `RegisterThing` or `save`. */
       operation: string;
       /** The number of the try about to start (2 for the first retry). */
       attempt: number;
       /** The backoff before it, in ms. */
       delayMs: number;
-      /** The error code that caused the retry (`REJECTED`, `TIMEOUT`, `CONNECTION_LOST`). */
+      /** The error code that caused the retry (`REJECTED`, `TIMEOUT`, `CONNECTION_LOST`, `PERSIST_FAILED`). */
       code: string;
     };
 
@@ -124,9 +145,20 @@ export interface ProvisionOptions {
   timeoutMs?: number;
   /** Cancels everything; provision() then rejects with `ABORTED`. */
   signal?: AbortSignal;
-  /** Write the credentials here (CONTRACT.md "Files"). */
+  /**
+   * Write the credentials here (docs/credentials.md): a directory kept at mode 0700. An existing one
+   * this user owns is tightened to 0700; one owned by another user is refused (`PERSIST_FAILED`) before
+   * any traffic.
+   */
   outDir?: string;
-  /** Called at each step. */
+  /**
+   * With `outDir`, what to do when it already holds credentials. `'reuse'` (default): a complete set made
+   * for the same endpoint, template and parameters is returned as it is (`reused: true`) without any
+   * traffic, so a device can call provision() on every boot; a set that is incomplete or made for
+   * something else is an `INVALID_ARGUMENT` error naming what differs. `'replace'`: provision anew.
+   */
+  existing?: 'reuse' | 'replace';
+  /** Called at each step. An exception it throws becomes a process warning; the run goes on. */
   onProgress?: (event: ProgressEvent) => void;
   /** Retries of 429, 5xx, timeouts and lost connections; `false` for none. */
   retry?: RetryOptions | false;
@@ -150,6 +182,15 @@ export interface ProvisionedDevice {
   files?: CredentialFiles;
   /** Present with `verify: true`: whether the broker accepted the new certificate. */
   verified?: boolean;
+  /**
+   * Certificates that may be ACTIVE in AWS but were not kept: RegisterThing's outcome was unknown and
+   * its token was then refused, so provisioning started over with a new certificate (or an unfinished
+   * set from an earlier run could not be resumed). Always present, usually empty. Deactivate them (see
+   * docs/credentials.md).
+   */
+  abandonedCertificateIds: string[];
+  /** True when `outDir` already held a complete matching set, returned without any traffic. */
+  reused?: true;
 }
 
 /** The default deadline of each step. */
@@ -172,6 +213,7 @@ export interface ProvisionPlan {
   timeoutMs: number;
   signal: AbortSignal | undefined;
   outDir: string | undefined;
+  existing: 'reuse' | 'replace';
   onProgress: (event: ProgressEvent) => void;
   retry: RetryPolicy;
   verify: boolean;
@@ -224,6 +266,9 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
   if (options.outDir !== undefined && (typeof options.outDir !== 'string' || options.outDir === '')) {
     throw new InvalidArgumentError('outDir must be a directory path.');
   }
+  if (options.existing !== undefined && options.existing !== 'reuse' && options.existing !== 'replace') {
+    throw new InvalidArgumentError("existing must be 'reuse' (the default) or 'replace'.");
+  }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
     throw new InvalidArgumentError('onProgress must be a function.');
   }
@@ -243,9 +288,27 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
     timeoutMs,
     signal: options.signal,
     outDir: options.outDir,
-    onProgress: options.onProgress ?? (() => {}),
+    existing: options.existing ?? 'reuse',
+    onProgress: guardedProgress(options.onProgress),
     retry: retryPolicy(options.retry),
     verify: options.verify === true,
+  };
+}
+
+/** The caller's onProgress, made harmless: what it throws becomes a process warning, never a failed run. */
+function guardedProgress(
+  onProgress: ((event: ProgressEvent) => void) | undefined,
+): (event: ProgressEvent) => void {
+  if (onProgress === undefined) return () => {};
+  return (event) => {
+    try {
+      onProgress(event);
+    } catch (error) {
+      const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      process.emitWarning(`onProgress threw on step ${event.step}; provisioning goes on. ${redact(detail)}`, {
+        code: 'FLEET_PROVISION_ON_PROGRESS',
+      });
+    }
   };
 }
 

@@ -42,6 +42,7 @@ export class ProvisionRun {
     operation: string,
     step: (fpc: FleetProvisioningClient) => Promise<T>,
     mayRetry: () => boolean = () => true,
+    retryable: (error: unknown) => boolean = isRetryable,
   ): Promise<T> {
     const { retry, signal, onProgress } = this.#plan;
     for (let attempt = 1; ; attempt++) {
@@ -49,7 +50,7 @@ export class ProvisionRun {
         const session = await this.#open();
         return await step(session.fpc);
       } catch (error) {
-        if (attempt >= retry.attempts || !isRetryable(error) || !mayRetry()) throw error;
+        if (attempt >= retry.attempts || !retryable(error) || !mayRetry()) throw error;
         const code = error instanceof FleetProvisioningError ? error.code : 'UNKNOWN';
         // AWS answers only the connection that asked: a fresh connection cannot receive a stray answer
         // to the call that went unanswered. A throttled (429/5xx) call keeps its connection.
@@ -100,18 +101,40 @@ export class ProvisionRun {
     return this.#session;
   }
 
+  /**
+   * End the session, bounded: a broker that never acknowledges the UNSUBSCRIBE, or a half-open
+   * connection, must not hold provision() up. A connection provision() owns is closed first (its
+   * subscriptions end with it); on a handed-in client the UNSUBSCRIBE gets at most
+   * {@link CLOSE_BOUND_MS} (or the call's deadline, when shorter).
+   */
   async #drop(): Promise<void> {
     const session = this.#session;
     this.#session = undefined;
     if (session === undefined) return;
-    await session.fpc.close();
-    if (session.owned !== undefined) await closeConnection(session.owned);
+    const boundMs = Math.min(this.#plan.timeoutMs, CLOSE_BOUND_MS);
+    if (session.owned !== undefined) await closeConnection(session.owned, boundMs);
+    await settleWithin(session.fpc.close(), boundMs);
   }
 
   /** Release the subscriptions and close the connection provision() opened. Safe to call twice. */
   close(): Promise<void> {
     return this.#drop();
   }
+}
+
+/** The longest provision() waits for an UNSUBACK or for a connection to close: 2 s. */
+export const CLOSE_BOUND_MS = 2_000;
+
+/** Wait for `promise` to settle, but no longer than `ms`; never throws. */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** `{ [key]: value }` when `value` is defined, `{}` otherwise: an optional field under exactOptionalPropertyTypes. */

@@ -3,10 +3,28 @@
  * own certificate, check it against the key or CSR, put the credentials on disk, RegisterThing, make the
  * files final, and optionally prove the new certificate connects.
  */
+import { resolve } from 'node:path';
 import { closeConnection, openConnection } from './connection.js';
-import { type StagedCredentials, stageCredentials } from './credentials.js';
+import {
+  type CredentialFiles,
+  credentialFiles,
+  type DeviceJson,
+  findStagedSets,
+  type StagedCredentials,
+  stageCredentials,
+} from './credentials.js';
+import { ensurePrivateDirectory, persisting, withinDeadline } from './durable-files.js';
 import { endpointUrl } from './endpoint.js';
-import { AbortedError, FleetProvisioningError, InvalidResponseError } from './errors.js';
+import {
+  AbortedError,
+  FleetProvisioningError,
+  InvalidArgumentError,
+  InvalidResponseError,
+  PersistFailedError,
+  RejectedError,
+  TimeoutError,
+} from './errors.js';
+import { inspectExistingSet, parametersDigest } from './existing-set.js';
 import type { FleetProvisioningClient } from './fleet-provisioning-client.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
 import {
@@ -15,11 +33,17 @@ import {
   type ProvisionPlan,
   planProvision,
 } from './provision-options.js';
-import { optional, ProvisionRun, requestOptions } from './provision-run.js';
+import { optional, ProvisionRun, requestOptions, settleWithin } from './provision-run.js';
+import { backoffDelay, isRetryable, waitFor } from './retry.js';
+import type { RegisterThingResponse } from './schemas.js';
 
 /** An ownership token is valid for one hour; retrying RegisterThing stops well before that. */
 const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
 const TOKEN_MARGIN_MS = 60 * 1000;
+/** Certificates one call may go through when RegisterThing's token keeps being refused after an unknown outcome. */
+const MAX_CERTIFICATES = 3;
+/** Tries at saving the credentials once RegisterThing accepted. */
+const SAVE_ATTEMPTS = 3;
 
 interface Certificate {
   certificateId: string;
@@ -29,8 +53,18 @@ interface Certificate {
   issuedAt: number;
 }
 
+type Registration =
+  | { kind: 'registered'; answer: RegisterThingResponse }
+  /** RegisterThing's outcome was unknown, and the retry with the same token was refused. */
+  | { kind: 'refused'; error: unknown };
+
 /**
  * Provision one device.
+ *
+ * With `outDir`, a call first finishes what an earlier run left unfinished there (a set whose
+ * RegisterThing was accepted is committed without traffic; one whose certificate was issued gets
+ * RegisterThing again while its token is valid), then, by default, returns a complete matching set
+ * without any traffic (`reused: true`). See docs/credentials.md for the states a set goes through.
  *
  * @example
  * const device = await provision({
@@ -41,7 +75,8 @@ interface Certificate {
  *   keys: 'generate',
  *   outDir: './credentials',
  * });
- * @throws {FleetProvisioningError} `INVALID_ARGUMENT` before any traffic; `REJECTED`, `TIMEOUT`,
+ * @throws {FleetProvisioningError} `INVALID_ARGUMENT` before any traffic (also for an `outDir` that
+ * holds a set made for something else, unless `existing: 'replace'`); `REJECTED`, `TIMEOUT`,
  * `CONNECTION_LOST`, `SUBSCRIBE_FAILED`, `PUBLISH_FAILED`, `INVALID_RESPONSE` (including a certificate
  * that does not match the key or CSR), `ABORTED`, `PERSIST_FAILED`. 429, 5xx, timeouts and lost
  * connections are retried first (see `retry`).
@@ -49,74 +84,407 @@ interface Certificate {
 export async function provision(options: ProvisionOptions): Promise<ProvisionedDevice> {
   const plan = planProvision(options);
   if (plan.signal?.aborted === true) throw new AbortedError(plan.signal.reason);
-  const material = await keyMaterial(plan);
-  const run = new ProvisionRun(plan);
-  let staged: StagedCredentials | undefined;
-  try {
-    const certificate = await run.withRetries('certificate', (fpc) =>
-      requestCertificate(fpc, plan, material),
-    );
-    checkCertificate(certificate, material);
-    plan.onProgress({ step: 'certificate', certificateId: certificate.certificateId });
+  return new Provisioning(plan).run();
+}
 
-    if (plan.outDir !== undefined) {
-      staged = await stageCredentials(plan.outDir, {
-        certificatePem: certificate.certificatePem,
-        ...(certificate.privateKey === undefined ? {} : { privateKeyPem: certificate.privateKey }),
-      });
-      plan.onProgress({ step: 'staged', directory: staged.directory });
-    }
+/** One provision() call: its connection, the certificates it gave up on, and its steps. */
+class Provisioning {
+  readonly #plan: ProvisionPlan;
+  readonly #run: ProvisionRun;
+  readonly #endpoint: string;
+  readonly #parametersSha256: string;
+  readonly #abandoned: Array<{ certificateId: string; staged: StagedCredentials | undefined }> = [];
+  /** The unfinished sets of earlier runs that this call found. */
+  readonly #found: StagedCredentials[] = [];
 
-    const registered = await run.withRetries(
-      'RegisterThing',
-      (fpc) =>
-        fpc.registerThing(
-          {
+  constructor(plan: ProvisionPlan) {
+    this.#plan = plan;
+    this.#run = new ProvisionRun(plan);
+    this.#endpoint = plan.endpoint === undefined ? '' : endpointUrl(plan.endpoint);
+    this.#parametersSha256 = parametersDigest(plan.parameters);
+  }
+
+  async run(): Promise<ProvisionedDevice> {
+    const plan = this.#plan;
+    try {
+      const outDir = plan.outDir;
+      if (outDir !== undefined) {
+        const directory = resolve(outDir);
+        // Before any traffic: a directory another user owns is refused, an open one tightened to 0700.
+        await this.#file(() =>
+          persisting('prepare the credentials directory', directory, () => ensurePrivateDirectory(directory)),
+        );
+        const resumed = await this.#resume(directory);
+        if (resumed !== undefined) return await this.#finish(resumed);
+        const existing = await this.#file(() =>
+          inspectExistingSet(directory, {
+            endpoint: this.#endpoint,
             templateName: plan.templateName,
-            certificateOwnershipToken: certificate.certificateOwnershipToken,
-            ...(plan.parameters === undefined ? {} : { parameters: plan.parameters }),
-          },
-          requestOptions(plan),
-        ),
-      () => Date.now() - certificate.issuedAt < TOKEN_LIFETIME_MS - TOKEN_MARGIN_MS,
-    );
-    plan.onProgress({ step: 'registered', thingName: registered.thingName });
-    await run.close();
+            parameters: plan.parameters,
+            ...(plan.keys.kind === 'csr' ? { csr: plan.keys.csr } : {}),
+          }),
+        );
+        if (plan.existing === 'reuse' && existing.kind === 'match') {
+          return await this.#finish({
+            ...optional('thingName', existing.thingName),
+            deviceConfiguration: existing.deviceConfiguration,
+            certificateId: existing.certificateId,
+            certificatePem: existing.certificatePem,
+            ...optional('privateKey', existing.privateKeyPem),
+            files: credentialFiles(directory, existing.privateKeyPem !== undefined),
+            abandonedCertificateIds: [],
+            reused: true,
+          });
+        }
+        if (plan.existing === 'reuse' && existing.kind === 'differs') {
+          throw new InvalidArgumentError(
+            `${directory} already holds credentials that do not fit this request: ${existing.differences.join('; ')}. ` +
+              "Nothing was sent. To provision anew there, pass existing: 'replace' (CLI: --force); or choose another directory.",
+          );
+        }
+      }
+      return await this.#finish(await this.#provisionNew());
+    } finally {
+      // Whatever this call did not finish stays on disk for the next call, in this process or another.
+      for (const staged of this.#found) staged.leave();
+      for (const { staged } of this.#abandoned) staged?.leave();
+      await this.#run.close();
+    }
+  }
 
+  /** Get a certificate, stage it, register it, save it; start over when its token is refused after an unknown outcome. */
+  async #provisionNew(): Promise<ProvisionedDevice> {
+    const plan = this.#plan;
+    let material = await keyMaterial(plan);
+    for (let round = 1; ; round++) {
+      const certificate = await this.#run.withRetries('certificate', (fpc) =>
+        requestCertificate(fpc, plan, material),
+      );
+      checkCertificate(certificate, material);
+      plan.onProgress({ step: 'certificate', certificateId: certificate.certificateId });
+      let staged: StagedCredentials | undefined;
+      if (plan.outDir !== undefined) {
+        const outDir = plan.outDir;
+        staged = await this.#file(() =>
+          stageCredentials(
+            outDir,
+            {
+              certificatePem: certificate.certificatePem,
+              ...optional('privateKeyPem', certificate.privateKey),
+            },
+            {
+              state: 'issued',
+              certificateId: certificate.certificateId,
+              issuedAt: certificate.issuedAt,
+              certificateOwnershipToken: certificate.certificateOwnershipToken,
+              endpoint: this.#endpoint,
+              templateName: plan.templateName,
+              parametersSha256: this.#parametersSha256,
+            },
+          ),
+        );
+        plan.onProgress({ step: 'staged', directory: staged.directory });
+      }
+      const registration = await this.#register(certificate, staged, false);
+      if (registration.kind === 'registered') return this.#save(certificate, staged, registration.answer);
+      await this.#abandon(
+        certificate.certificateId,
+        staged,
+        "RegisterThing's outcome was unknown and its token was then refused",
+      );
+      if (round >= MAX_CERTIFICATES) throw registration.error;
+      // A new certificate needs a new key, unless the caller's CSR is the only key there is.
+      if (plan.keys.kind === 'generate') material = await keyMaterial(plan);
+    }
+  }
+
+  /**
+   * RegisterThing with the certificate's token, retried on a fresh connection while the token is valid
+   * when its outcome is unknown (no answer, a lost connection, a 5xx, an unreadable answer). Throws what
+   * is not worth retrying; a certificate that may be active is then kept on disk (with `outDir`) for the
+   * next run, or reported (without).
+   */
+  async #register(
+    certificate: Certificate,
+    staged: StagedCredentials | undefined,
+    unknownBefore: boolean,
+  ): Promise<Registration> {
+    const plan = this.#plan;
+    let unknown = unknownBefore;
+    try {
+      const answer = await this.#run.withRetries(
+        'RegisterThing',
+        async (fpc) => {
+          try {
+            return await fpc.registerThing(
+              {
+                templateName: plan.templateName,
+                certificateOwnershipToken: certificate.certificateOwnershipToken,
+                ...optional('parameters', plan.parameters),
+              },
+              requestOptions(plan),
+            );
+          } catch (error) {
+            if (mayHaveRun(error)) unknown = true;
+            throw error;
+          }
+        },
+        () => tokenValid(certificate.issuedAt),
+        (error) => isRetryable(error) || (unknown && isCode(error, 'INVALID_RESPONSE')),
+      );
+      return { kind: 'registered', answer };
+    } catch (error) {
+      if (unknown && error instanceof RejectedError && !error.retryable) return { kind: 'refused', error };
+      if (!unknown) {
+        await settleWithin(staged?.discard() ?? Promise.resolve(), plan.timeoutMs);
+        throw error;
+      }
+      if (staged !== undefined) {
+        staged.leave();
+        throw withNote(
+          error,
+          `RegisterThing's outcome is unknown: certificate ${certificate.certificateId} may be ACTIVE. Its key and ` +
+            `token are kept in ${staged.directory}; run provision() again with the same outDir to finish it.`,
+        );
+      }
+      this.#report(
+        certificate.certificateId,
+        "RegisterThing's outcome is unknown and there is no outDir to keep its key",
+      );
+      throw withNote(
+        error,
+        `RegisterThing's outcome is unknown: certificate ${certificate.certificateId} may be ACTIVE without a kept ` +
+          'key. Deactivate it (aws iot update-certificate --new-status INACTIVE); pass outDir to keep such a key.',
+      );
+    }
+  }
+
+  /** RegisterThing accepted: make the set final (retried), then let the claim connection go and verify. */
+  async #save(
+    certificate: Certificate,
+    staged: StagedCredentials | undefined,
+    answer: RegisterThingResponse,
+  ): Promise<ProvisionedDevice> {
+    const plan = this.#plan;
     const device: ProvisionedDevice = {
-      ...(registered.thingName === undefined ? {} : { thingName: registered.thingName }),
-      deviceConfiguration: registered.deviceConfiguration,
+      ...optional('thingName', answer.thingName),
+      deviceConfiguration: answer.deviceConfiguration,
       certificateId: certificate.certificateId,
       certificatePem: certificate.certificatePem,
-      ...(certificate.privateKey === undefined ? {} : { privateKey: certificate.privateKey }),
+      ...optional('privateKey', certificate.privateKey),
+      abandonedCertificateIds: [],
     };
-    if (staged !== undefined) {
-      const { files } = await staged.commit({
-        ...(registered.thingName === undefined ? {} : { thingName: registered.thingName }),
+    if (staged === undefined) {
+      plan.onProgress({ step: 'registered', thingName: answer.thingName });
+    } else {
+      device.files = await this.#commit(staged, certificate.certificateId, answer.thingName, {
+        ...optional('thingName', answer.thingName),
         certificateId: certificate.certificateId,
-        deviceConfiguration: registered.deviceConfiguration,
+        deviceConfiguration: answer.deviceConfiguration,
         templateName: plan.templateName,
-        endpoint: plan.endpoint === undefined ? '' : endpointUrl(plan.endpoint),
+        endpoint: this.#endpoint,
         provisionedAt: new Date().toISOString(),
+        parametersSha256: this.#parametersSha256,
       });
-      staged = undefined;
-      device.files = files;
-      plan.onProgress({ step: 'saved', files });
     }
+    // The credentials are safe: only now is the claim connection let go.
+    await this.#run.close();
     if (plan.verify && certificate.privateKey !== undefined) {
-      device.verified = await verifyCertificate(
-        plan,
-        certificate.certificatePem,
-        certificate.privateKey,
-        registered.thingName,
-      );
-      plan.onProgress({ step: 'verified', accepted: device.verified });
+      try {
+        device.verified = await verifyCertificate(
+          plan,
+          certificate.certificatePem,
+          certificate.privateKey,
+          answer.thingName,
+        );
+        plan.onProgress({ step: 'verified', accepted: device.verified });
+      } catch (error) {
+        // Provisioned and saved: an abort now ends the check, not the result.
+        if (!isCode(error, 'ABORTED')) throw error;
+      }
     }
     return device;
-  } finally {
-    await staged?.discard();
-    await run.close();
   }
+
+  /**
+   * Record RegisterThing's answer in the staged set, then switch the final paths to it; a failure is
+   * retried. A set that cannot be saved stays on disk for the next run, and `PERSIST_FAILED` says which
+   * certificate and thing it holds.
+   */
+  async #commit(
+    staged: StagedCredentials,
+    certificateId: string,
+    thingName: string | undefined,
+    device: DeviceJson | undefined,
+  ): Promise<CredentialFiles> {
+    const plan = this.#plan;
+    let recorded = device === undefined;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= SAVE_ATTEMPTS; attempt++) {
+      try {
+        if (!recorded && device !== undefined) {
+          await this.#file(() => staged.markRegistered(device));
+          recorded = true;
+          plan.onProgress({ step: 'registered', thingName });
+        }
+        const { files } = await this.#file(() => staged.commit());
+        plan.onProgress({ step: 'saved', files });
+        return files;
+      } catch (error) {
+        lastError = error;
+        if (attempt < SAVE_ATTEMPTS) {
+          const delayMs = backoffDelay(attempt, plan.retry);
+          const code = error instanceof FleetProvisioningError ? error.code : 'PERSIST_FAILED';
+          plan.onProgress({ step: 'retrying', operation: 'save', attempt: attempt + 1, delayMs, code });
+          // No signal: the certificate is active, and saving it is what an abort must not prevent.
+          await waitFor(delayMs);
+        }
+      }
+    }
+    staged.leave();
+    const reason = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new PersistFailedError(
+      `RegisterThing accepted certificate ${certificateId}${thingName === undefined ? '' : ` for thing ${thingName}`}, ` +
+        `but the credentials could not be saved in ${staged.directory}: ${reason} The certificate is ACTIVE and ` +
+        'its key is kept in a staged set there: fix the problem, then run provision() again with the same outDir ' +
+        'to finish without network traffic.',
+      { cause: lastError },
+    );
+  }
+
+  /**
+   * Finish what earlier runs left in `directory`: commit a registered set, retry RegisterThing for an
+   * issued one whose token is valid and that was made for this request, abandon (and report) the rest.
+   * Returns the device when a set made for this request was finished.
+   */
+  async #resume(directory: string): Promise<ProvisionedDevice | undefined> {
+    const plan = this.#plan;
+    const sets = await this.#file(() => findStagedSets(directory));
+    this.#found.push(...sets.map((set) => set.staged));
+    let finished: { device: ProvisionedDevice; matches: boolean } | undefined;
+    for (const set of sets) {
+      const { progress, staged } = set;
+      const matches =
+        progress.endpoint === this.#endpoint &&
+        progress.templateName === plan.templateName &&
+        progress.parametersSha256 === this.#parametersSha256;
+      if (progress.state === 'abandoned') {
+        await this.#abandon(progress.certificateId, staged, 'an earlier run gave it up');
+        continue;
+      }
+      if (
+        set.privateKeyPem !== undefined &&
+        !certificateMatchesPrivateKey(set.certificatePem, set.privateKeyPem)
+      ) {
+        await this.#abandon(progress.certificateId, staged, 'its staged key does not match its certificate');
+        continue;
+      }
+      const certificate: Certificate = {
+        certificateId: progress.certificateId,
+        certificatePem: set.certificatePem,
+        certificateOwnershipToken: progress.certificateOwnershipToken ?? '',
+        privateKey: set.privateKeyPem,
+        issuedAt: progress.issuedAt,
+      };
+      let device: ProvisionedDevice;
+      if (progress.state === 'registered' && set.device !== undefined) {
+        plan.onProgress({ step: 'resuming', certificateId: progress.certificateId, state: 'registered' });
+        const recorded = set.device;
+        device = {
+          ...optional('thingName', recorded.thingName),
+          deviceConfiguration: recorded.deviceConfiguration,
+          certificateId: recorded.certificateId,
+          certificatePem: set.certificatePem,
+          ...optional('privateKey', set.privateKeyPem),
+          files: await this.#commit(staged, recorded.certificateId, recorded.thingName, undefined),
+          abandonedCertificateIds: [],
+        };
+      } else {
+        if (!matches || progress.certificateOwnershipToken === undefined || !tokenValid(progress.issuedAt)) {
+          await this.#abandon(
+            progress.certificateId,
+            staged,
+            matches
+              ? 'an earlier run left it unregistered and its token has expired'
+              : 'an earlier run left it unregistered, for another endpoint, template or parameters',
+          );
+          continue;
+        }
+        plan.onProgress({ step: 'resuming', certificateId: progress.certificateId, state: 'issued' });
+        const registration = await this.#register(certificate, staged, true);
+        if (registration.kind === 'refused') {
+          await this.#abandon(
+            progress.certificateId,
+            staged,
+            "an earlier run's RegisterThing had an unknown outcome and its token was then refused",
+          );
+          continue;
+        }
+        device = await this.#save(certificate, staged, registration.answer);
+      }
+      // A later set replaces an earlier one at the final paths: the earlier certificate is not kept.
+      if (finished !== undefined)
+        this.#report(finished.device.certificateId, 'a newer unfinished set replaced it');
+      finished = { device, matches };
+    }
+    return finished?.matches === true ? finished.device : undefined;
+  }
+
+  async #abandon(
+    certificateId: string,
+    staged: StagedCredentials | undefined,
+    reason: string,
+  ): Promise<void> {
+    this.#abandoned.push({ certificateId, staged });
+    this.#plan.onProgress({ step: 'abandoned', certificateId, reason });
+    if (staged !== undefined) await settleWithin(staged.markAbandoned(), this.#plan.timeoutMs);
+  }
+
+  #report(certificateId: string, reason: string): void {
+    this.#abandoned.push({ certificateId, staged: undefined });
+    this.#plan.onProgress({ step: 'abandoned', certificateId, reason });
+  }
+
+  /** The result names every certificate given up on; only now may their staged keys go. */
+  async #finish(device: ProvisionedDevice): Promise<ProvisionedDevice> {
+    for (const { staged } of this.#abandoned) {
+      if (staged !== undefined) await settleWithin(staged.discard(), this.#plan.timeoutMs);
+    }
+    const ids = [...new Set(this.#abandoned.map((a) => a.certificateId))];
+    return { ...device, abandonedCertificateIds: ids };
+  }
+
+  /** A file step, bounded by the call's deadline (`TIMEOUT`, phase `persist`). */
+  #file<T>(work: () => Promise<T>): Promise<T> {
+    return withinDeadline(this.#plan.timeoutMs, work);
+  }
+}
+
+function tokenValid(issuedAt: number): boolean {
+  return Date.now() - issuedAt < TOKEN_LIFETIME_MS - TOKEN_MARGIN_MS;
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof FleetProvisioningError && error.code === code;
+}
+
+/**
+ * True when a RegisterThing that failed this way may still have run in the service: the request may have
+ * gone out and its answer was lost, cut off, unreadable or a server error.
+ */
+function mayHaveRun(error: unknown): boolean {
+  if (!(error instanceof FleetProvisioningError)) return true;
+  if (error instanceof TimeoutError) return error.phase === 'publish' || error.phase === 'response';
+  if (error instanceof RejectedError) return error.statusCode >= 500;
+  return ['CONNECTION_LOST', 'ABORTED', 'INVALID_RESPONSE', 'PUBLISH_FAILED', 'CLIENT_CLOSED'].includes(
+    error.code,
+  );
+}
+
+/** Add a sentence to an error's message (never a secret: ids and paths only). */
+function withNote(error: unknown, note: string): unknown {
+  if (error instanceof Error) error.message = `${error.message} ${note}`;
+  return error;
 }
 
 interface KeyMaterial {

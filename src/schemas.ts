@@ -58,13 +58,34 @@ export const CreateCertificateFromCsrResponseSchema = z.object({
   certificateOwnershipToken: nonEmpty,
 });
 
-/** RegisterThing accepted answer: `thingName` is absent when the template creates no thing. */
-export const RegisterThingResponseSchema = z.object({
-  /** The template's `DeviceConfiguration` section, a flat map of strings. */
-  deviceConfiguration: StringMapSchema,
+/** RegisterThing accepted answer, as read: `thingName` is absent when the template creates no thing. */
+export interface RegisterThingResponse {
+  /** The template's `DeviceConfiguration` section, a flat map of strings (`{}` when the answer has none). */
+  deviceConfiguration: Record<string, string>;
   /** The thing the template made; absent when it makes none. */
-  thingName: z.optional(z.string()),
-});
+  thingName?: string;
+}
+
+/**
+ * RegisterThing accepted answer, as lenient as AWS's own model (where every field is optional): by the
+ * time it arrives the certificate is active and the thing made, so a missing `deviceConfiguration` reads
+ * as `{}` and a missing or `null` `thingName` as "no thing" rather than failing a provisioning that has
+ * succeeded. What a field holds, when present, is still checked.
+ */
+export const RegisterThingResponseSchema = z.pipe(
+  z.object({
+    /** The template's `DeviceConfiguration` section, a flat map of strings; `{}` when absent. */
+    deviceConfiguration: z.optional(StringMapSchema),
+    /** The thing the template made; absent (or `null`) when it makes none. */
+    thingName: z.optional(z.nullable(z.string())),
+  }),
+  z.transform(
+    ({ deviceConfiguration, thingName }): RegisterThingResponse => ({
+      deviceConfiguration: deviceConfiguration ?? {},
+      ...(typeof thingName === 'string' ? { thingName } : {}),
+    }),
+  ),
+);
 
 /** Every rejected answer. AWS documents no list of `errorCode` values: treat it as an open string. */
 export const ErrorResponseSchema = z.object({
@@ -92,8 +113,6 @@ export type RegisterThingRequestPayload = z.infer<typeof RegisterThingRequestPay
 export type CreateKeysAndCertificateResponse = z.infer<typeof CreateKeysAndCertificateResponseSchema>;
 /** CreateCertificateFromCsr accepted answer. */
 export type CreateCertificateFromCsrResponse = z.infer<typeof CreateCertificateFromCsrResponseSchema>;
-/** RegisterThing accepted answer. */
-export type RegisterThingResponse = z.infer<typeof RegisterThingResponseSchema>;
 /** A rejected answer. */
 export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
 

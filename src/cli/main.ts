@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: () => import('./commands/demo.js'),
   load: () => import('./commands/load.js'),
   doctor: () => import('./commands/doctor.js'),
+  export: () => import('./commands/export.js'),
 };
 
 const USAGE = `Usage: fleet-provision <command> [options]
@@ -26,6 +27,7 @@ Commands:
   demo        provision one device end to end against an in-process simulator
   load        provision many devices at once and report latency and throughput
   doctor      check a template, policies or an endpoint before a factory run
+  export      copy the live credentials as plain files, for packaging
 
 Options:
   --help      show this help (or a command's: fleet-provision provision --help)

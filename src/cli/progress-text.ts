@@ -39,6 +39,19 @@ export function describeProgress(event: ProgressEvent): { step: string; text: st
             ? 'RegisterThing accepted (the template makes no thing)'
             : `RegisterThing accepted: thing ${event.thingName}, certificate activated`,
       };
+    case 'abandoned':
+      return {
+        step: 'abandoned',
+        text: `certificate ${event.certificateId} may be ACTIVE but will not be used (${event.reason}): deactivate it in AWS`,
+      };
+    case 'resuming':
+      return {
+        step: 'resuming',
+        text:
+          event.state === 'registered'
+            ? `finishing certificate ${event.certificateId}, registered by an earlier run: saving it`
+            : `finishing certificate ${event.certificateId}, issued by an earlier run: retrying RegisterThing`,
+      };
     case 'saved':
       return { step: 'saved', text: `credentials saved in ${event.files.directory}` };
     case 'verified':

@@ -23,6 +23,7 @@ const FAULT_TYPES: ReadonlySet<string> = new Set([
   'oversized',
   'refuseSubscribe',
   'disconnect',
+  'runThenDisconnect',
 ]);
 
 /** The simulator's {@link FaultScript}, with the two lookups the service and the broker use. */

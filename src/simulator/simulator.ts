@@ -241,6 +241,10 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
         return answer(scriptedRejection(fault.statusCode, fault.errorCode, fault.errorMessage));
       case 'silent':
         return;
+      case 'runThenDisconnect':
+        await normal();
+        connection.client.close();
+        return;
       case 'delay': {
         const result = await normal();
         if (await this.#sleep(fault.ms)) await answer(result);

@@ -266,6 +266,10 @@ export type Fault =
   | {
       /** Drop the connection on receiving the request, before any PUBACK. */
       type: 'disconnect';
+    }
+  | {
+      /** Carry the request out (a RegisterThing activates its certificate), then drop the connection instead of answering. */
+      type: 'runThenDisconnect';
     };
 
 /** The fault script of a simulator: what to do instead of answering normally. */

@@ -109,13 +109,15 @@ describe('examples/ci-with-simulator.sh', () => {
     expect(`${stdout}\n${stderr}`).not.toMatch(/-----BEGIN|PRIVATE KEY/);
   });
 
-  it('does nothing the second time: the device is already provisioned', async () => {
-    const { status, stdout } = await run('examples/ci-with-simulator.sh', cwd, { SERIAL_NUMBER: 'CI-7' });
-    expect(status).toBe(0);
-    expect(stdout).toContain('provisioned:');
-    expect(JSON.parse(readFileSync(join(cwd, 'provisioned.json'), 'utf8'))).toMatchObject({
+  it('refuses the second time: the stored set was made for the first simulator, another endpoint', async () => {
+    // Each run starts a fresh simulator (a new port and CA): the stored set cannot be reused there.
+    const { status, stderr } = await run('examples/ci-with-simulator.sh', cwd, { SERIAL_NUMBER: 'CI-7' });
+    expect(status).toBe(2);
+    expect(stderr).toMatch(
+      /already holds credentials that do not fit this request: it was made for endpoint/,
+    );
+    expect(JSON.parse(readFileSync(join(cwd, 'credentials', 'device.json'), 'utf8'))).toMatchObject({
       thingName: 'sensor-CI-7',
-      alreadyProvisioned: true,
     });
   });
 });

@@ -3,7 +3,7 @@
  * files and modes, `--json` (parsed, checked for secrets), idempotency and `--force`, configuration from
  * the environment, output modes, and a provision path that never loads the simulator.
  */
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -99,6 +99,47 @@ describe('fleet-provision provision', () => {
     expect(connects()).toBeGreaterThan(before);
     const device = JSON.parse(await readFile(join(out, 'device.json'), 'utf8')) as { certificateId: string };
     expect(device.certificateId).toBe(forcedId);
+  });
+
+  it('refuses a set made for another serial number (exit 2, naming it) unless --force', async () => {
+    const out = join(env.dir, 'other-serial');
+    const flags = ['provision', ...env.connectionFlags(), '--out', out];
+    expect((await runCli([...flags, '--param', 'SerialNumber=SN-first'])).code).toBe(0);
+    const before = connects();
+    const other = await runCli([...flags, '--param', 'SerialNumber=SN-second']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/other template parameters/);
+    expect(connects()).toBe(before);
+    expect((await runCli([...flags, '--param', 'SerialNumber=SN-second', '--force'])).code).toBe(0);
+  });
+
+  it('exports the live set as plain files with their modes', async () => {
+    const out = join(env.dir, 'to-export');
+    const to = join(env.dir, 'exported');
+    const flags = ['provision', ...env.connectionFlags(), '--param', 'SerialNumber=SN-export', '--out', out];
+    expect((await runCli(flags)).code).toBe(0);
+    const result = await runCli(['export', '--out', out, '--to', to, '--json']);
+    expect(result.code).toBe(0);
+    const printed = JSON.parse(result.stdout) as { certificateId: string };
+    expect(secretsIn(result.stdout)).toEqual([]);
+    for (const [name, mode] of [
+      ['certificate.pem.crt', 0o644],
+      ['private.pem.key', 0o600],
+      ['device.json', 0o644],
+    ] as const) {
+      const info = await lstat(join(to, name));
+      expect(info.isFile()).toBe(true);
+      expect(info.mode & 0o777).toBe(mode);
+      expect(await readFile(join(to, name), 'utf8')).toBe(await readFile(join(out, name), 'utf8'));
+    }
+    expect(await modeOf(to)).toBe(0o700);
+    expect(JSON.parse(await readFile(join(to, 'device.json'), 'utf8'))).toMatchObject({
+      certificateId: printed.certificateId,
+    });
+    const help = await runCli(['export', '--help']);
+    expect(help.stdout).toMatch(/Usage: fleet-provision export --out <dir> --to <dir>/);
+    const nothing = await runCli(['export', '--out', join(env.dir, 'never-provisioned'), '--to', to]);
+    expect(nothing.code).toBe(7);
   });
 
   it('when already provisioned, still rejects bad flags but needs no claim files', async () => {

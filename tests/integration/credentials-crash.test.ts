@@ -309,7 +309,10 @@ describe('a write that fails', () => {
     await mkdir(dir, { mode: 0o755 });
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) await chmod(dir, 0o555);
-    const { events } = await runChild({ dir, mode: 'once', start: 0 }, asRoot ? { uid: 65_534 } : {});
+    // The credentials directory must be made in a directory this writer may not write to. (A directory
+    // that exists but belongs to another user is refused before any write; see provision-existing.)
+    const out = join(dir, 'credentials');
+    const { events } = await runChild({ dir: out, mode: 'once', start: 0 }, asRoot ? { uid: 65_534 } : {});
     const failed = events.find((e) => e.event === 'failed');
     expect(failed).toMatchObject({ code: 'PERSIST_FAILED', errorCode: 'EACCES' });
     expect(failed?.message).toContain('permissions');

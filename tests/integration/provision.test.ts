@@ -3,7 +3,7 @@
  * files, progress, retries, verify, and the failures that must stop it before RegisterThing.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
@@ -103,6 +103,7 @@ describe.each(['json', 'cbor'] as const)('provision() in %s', (format) => {
       templateName: 'DemoTemplate',
       endpoint: sim.url,
       provisionedAt: expect.any(String),
+      parametersSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     const registry = sim.certificates().find((c) => c.certificateId === device.certificateId);
     expect(registry).toMatchObject({ status: 'ACTIVE', thingName: `sensor-SN-${format}-1` });
@@ -287,18 +288,39 @@ describe('provision() steps and outcomes', () => {
     expect(published().slice(before)).toEqual(Array(3).fill('CreateKeysAndCertificate'));
   });
 
-  it('fails with PERSIST_FAILED and sends no RegisterThing when the files cannot be written', async () => {
+  it('fails with PERSIST_FAILED before any traffic when the directory cannot be created', async () => {
     const dir = await tempDir('provision-blocked-');
     cleanups.push(dir.remove);
     const blocker = join(dir.path, 'a-file');
     await writeFile(blocker, 'not a directory');
-    const before = published().length;
+    const before = sim.requests().length;
     await expect(
       provision({
         ...claimOptions(sim),
         templateName: 'DemoTemplate',
         parameters: { SerialNumber: 'SN-persist' },
         outDir: join(blocker, 'credentials'),
+      }),
+    ).rejects.toMatchObject({ code: 'PERSIST_FAILED' });
+    expect(sim.requests()).toHaveLength(before);
+  });
+
+  it('fails with PERSIST_FAILED and sends no RegisterThing when the files cannot be written', async () => {
+    const out = await outDir();
+    const before = published().length;
+    await expect(
+      provision({
+        ...claimOptions(sim),
+        templateName: 'DemoTemplate',
+        parameters: { SerialNumber: 'SN-persist-late' },
+        outDir: out,
+        onProgress: (e) => {
+          // The certificate is issued: now a file sits where the directory was.
+          if (e.step === 'certificate') {
+            renameSync(out, `${out}.moved`);
+            writeFileSync(out, 'not a directory');
+          }
+        },
       }),
     ).rejects.toMatchObject({ code: 'PERSIST_FAILED' });
     expect(published().slice(before)).toEqual(['CreateKeysAndCertificate']);

@@ -7,6 +7,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/gl
 import {
   CREDENTIAL_FILES,
   type DeviceJson,
+  findStagedSets,
   readDeviceJson,
   stageCredentials,
 } from '../../src/credentials.js';
@@ -124,10 +125,10 @@ describe('stageCredentials + commit', () => {
     }
   });
 
-  it('leaves the mode of an existing directory alone', async () => {
+  it('tightens an existing directory to 0700', async () => {
     await chmod(base, 0o755);
     await save(base, fixture(0));
-    expect(await mode(base)).toBe(0o755);
+    expect(await mode(base)).toBe(0o700);
     expect(await mode(join(base, 'private.pem.key'))).toBe(0o600);
   });
 
@@ -309,5 +310,59 @@ describe('readDeviceJson', () => {
     await expect(readDeviceJson(base)).rejects.toMatchObject({ code: 'PERSIST_FAILED' });
     await writeFile(join(base, 'device.json'), '{"thingName": "x"}');
     await expect(readDeviceJson(base)).rejects.toMatchObject({ code: 'PERSIST_FAILED' });
+  });
+});
+
+describe('staged sets that record their state', () => {
+  const state = (f: Fixture) => ({
+    state: 'issued' as const,
+    certificateId: f.device.certificateId,
+    issuedAt: 1_700_000_000_000,
+    certificateOwnershipToken: 'token-that-must-stay-private',
+    endpoint: f.device.endpoint,
+    templateName: f.device.templateName,
+    parametersSha256: 'a'.repeat(64),
+  });
+
+  it('keeps the token 0600 in the set, drops it once registered, and never publishes the state file', async () => {
+    const f = fixture(0);
+    const staged = await stageCredentials(base, f, state(f));
+    const [setName] = (await readdir(base)).filter((name) => name.startsWith('.set-'));
+    const stateFile = join(base, setName ?? '?', 'state.json');
+    expect(await mode(stateFile)).toBe(0o600);
+    expect(await readFile(stateFile, 'utf8')).toContain('token-that-must-stay-private');
+    await staged.markRegistered(f.device);
+    expect(await readFile(stateFile, 'utf8')).not.toContain('token');
+    expect(JSON.parse(await readFile(stateFile, 'utf8'))).toMatchObject({ state: 'registered' });
+    await staged.commit();
+    expect((await readdir(join(base, '.current'))).sort()).toEqual([
+      'certificate.pem.crt',
+      'device.json',
+      'private.pem.key',
+    ]);
+    expect(await readDeviceJson(base)).toEqual(f.device);
+  });
+
+  it('is found by the next run, in the state it recorded, and is not removed as a leftover', async () => {
+    const f = fixture(1);
+    // A run that ends before its commit: leave() is what a crash amounts to for this process.
+    const staged = await stageCredentials(base, f, state(f));
+    await staged.markRegistered(f.device);
+    staged.leave();
+    // Another set staged here must leave the dead process's resumable set alone.
+    const other = await stageCredentials(base, fixture(2));
+    await other.discard();
+    const found = await findStagedSets(base);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      certificatePem: f.certificatePem,
+      privateKeyPem: f.privateKeyPem,
+      device: f.device,
+      progress: { state: 'registered', certificateId: f.device.certificateId },
+    });
+    expect(found[0]?.progress.certificateOwnershipToken).toBeUndefined();
+    await found[0]?.staged.commit();
+    expect(await readDeviceJson(base)).toEqual(f.device);
+    expect(await findStagedSets(base)).toEqual([]);
   });
 });

@@ -31,6 +31,24 @@ describe('accepted answers', () => {
     expect(result).toEqual({ ok: true, value: csrAccepted });
   });
 
+  it('RegisterThing is as lenient as AWS where nothing is at stake: no deviceConfiguration, thingName null', () => {
+    expect(checkSchema(RegisterThingResponseSchema, { thingName: 't' })).toEqual({
+      ok: true,
+      value: { thingName: 't', deviceConfiguration: {} },
+    });
+    expect(
+      checkSchema(RegisterThingResponseSchema, { thingName: null, deviceConfiguration: { a: 'b' } }),
+    ).toEqual({
+      ok: true,
+      value: { deviceConfiguration: { a: 'b' } },
+    });
+    expect(checkSchema(RegisterThingResponseSchema, {})).toEqual({
+      ok: true,
+      value: { deviceConfiguration: {} },
+    });
+    expect(checkSchema(RegisterThingResponseSchema, { thingName: 7 }).ok).toBe(false);
+  });
+
   it('RegisterThing accepts an answer with and without thingName', () => {
     const withThing = { deviceConfiguration: { Fallback: 'v1', Url: 'https://x' }, thingName: 'sensor-1' };
     expect(checkSchema(RegisterThingResponseSchema, withThing)).toEqual({ ok: true, value: withThing });

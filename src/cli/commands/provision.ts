@@ -1,10 +1,13 @@
 /**
- * `fleet-provision provision`: onboard this device once. Idempotent: a `device.json` already in `--out`
- * means it is done (exit 0, no network) unless `--force`.
+ * `fleet-provision provision`: onboard this device once. Idempotent: a complete set in `--out` made for
+ * the same endpoint, template and parameters means it is done (exit 0, no network) unless `--force`; a
+ * set made for something else is an error naming what differs. Decided as provision() decides it.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CREDENTIAL_FILES, type CredentialFiles, readDeviceJson } from '../../credentials.js';
+import { CREDENTIAL_FILES, type CredentialFiles, hasUnfinishedSets } from '../../credentials.js';
+import { endpointUrl, parseEndpoint } from '../../endpoint.js';
+import { inspectExistingSet } from '../../existing-set.js';
 import { provision } from '../../provision.js';
 import { parseFlags } from '../args.js';
 import {
@@ -25,13 +28,16 @@ export const help = `Usage: fleet-provision provision --endpoint <host|url> --te
          --claim-cert <file> --claim-key <file> [options]
 
 Provision this device: get its own certificate (and key), register it with the template, and write
-the credentials to --out. If --out already holds a device.json, exit 0 without connecting.
+the credentials to --out. If --out already holds a complete set made for the same endpoint,
+template and parameters, exit 0 without connecting; a set made for anything else is an error
+(exit 2) that names what differs. An unfinished set left by an interrupted run is finished first.
 
 Options:
 ${CONNECTION_FLAGS_HELP}
 ${SYSTEM_PARAM_HELP}
   --out <dir>             where to write the credentials (default ./credentials)
-  --force                 provision again even if --out already holds a device.json
+  --force                 provision again even if --out already holds a set (the old
+                          certificate stays ACTIVE in AWS: deactivate it)
   --verify                reconnect with the new certificate afterwards (needs a key: not with --csr)
   --json                  print one JSON object on stdout (thingName, certificateId,
                           deviceConfiguration, files); progress stays on stderr
@@ -102,9 +108,16 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     flags.required('claim-key');
   }
 
-  if (!flags.boolean('force')) {
-    const existing = await readDeviceJson(outDir);
-    if (existing !== undefined) {
+  const force = flags.boolean('force');
+  if (!force && !(await hasUnfinishedSets(outDir))) {
+    // The library's own decision, made here before the claim files are read.
+    const existing = await inspectExistingSet(outDir, {
+      endpoint: endpointUrl(parseEndpoint(endpoint)),
+      templateName: request.templateName,
+      parameters: request.parameters,
+      ...(typeof request.keys === 'object' && 'csr' in request.keys ? { csr: request.keys.csr } : {}),
+    });
+    if (existing.kind === 'match') {
       const files = filesIn(outDir);
       output.note(
         `already provisioned: ${existing.thingName === undefined ? 'no thing' : `thing ${existing.thingName}`}, ` +
@@ -119,19 +132,31 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     ...request,
     ...(await connectionOptionsFrom(flags)),
     outDir,
+    existing: force ? 'replace' : 'reuse',
     verify,
     signal: context.signal,
     onProgress: (event) => output.status(progressLine(event)),
   });
   output.finish();
   const files = device.files ?? filesIn(outDir);
+  for (const id of device.abandonedCertificateIds) {
+    output.note(
+      `certificate ${id} may be ACTIVE but was not kept: deactivate it (aws iot update-certificate --certificate-id ${id} --new-status INACTIVE)`,
+    );
+  }
+  if (device.reused === true) {
+    output.note(
+      `already provisioned: ${device.thingName === undefined ? 'no thing' : `thing ${device.thingName}`}, ` +
+        `certificate ${device.certificateId}, in ${outDir} (use --force to provision again)`,
+    );
+  }
   if (json) {
     emitJson(output, {
       ...(device.thingName === undefined ? {} : { thingName: device.thingName }),
       certificateId: device.certificateId,
       deviceConfiguration: device.deviceConfiguration,
       files,
-      alreadyProvisioned: false,
+      alreadyProvisioned: device.reused === true,
       ...(device.verified === undefined ? {} : { verified: device.verified }),
     });
   } else if (output.mode !== 'quiet') {
