@@ -1,8 +1,9 @@
 import { chmod, lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { IDENTITY_FILES } from '../../src/simulator/index.js';
+import { IDENTITY_FILES, startSimulator } from '../../src/simulator/index.js';
 import { loadOrCreateIdentity } from '../../src/simulator/identity.js';
 
 describe('simulator identity in a shared directory', () => {
@@ -48,6 +49,23 @@ describe('simulator identity in a shared directory', () => {
       }
     } finally {
       await rm(shared, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('simulator on a port already in use', () => {
+  it('rejects with INVALID_ARGUMENT naming the port and what to do', async () => {
+    const holder = createServer();
+    await new Promise<void>((listening) => holder.listen(0, '127.0.0.1', () => listening()));
+    try {
+      const address = holder.address();
+      if (address === null || typeof address === 'string') throw new Error('no TCP address');
+      await expect(startSimulator({ tls: false, port: address.port })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: `The simulator cannot listen: port ${address.port} on 127.0.0.1 is already in use (EADDRINUSE). Stop what listens there, or pick another port (0 picks a free one).`,
+      });
+    } finally {
+      await new Promise<void>((closed) => holder.close(() => closed()));
     }
   });
 });
