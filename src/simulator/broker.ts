@@ -11,7 +11,8 @@ import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { InvalidArgumentError } from '../errors.js';
 import { parseTopic } from '../topics.js';
 import { certificateIdOf } from './ca.js';
-import type { Role } from './policy.js';
+import { limitPacketSize } from './packet-size.js';
+import { isSys, type Role } from './policy.js';
 
 /** One accepted connection and what it may do. */
 export interface BrokerConnection {
@@ -71,6 +72,8 @@ export async function startBroker(options: {
   host: string;
   port: number;
   tls?: BrokerTls;
+  /** The largest MQTT packet a client may send, fixed header included; a larger one closes its connection. */
+  maxPacketBytes: number;
   hooks: BrokerHooks;
 }): Promise<RunningBroker> {
   const { hooks } = options;
@@ -126,6 +129,8 @@ export async function startBroker(options: {
       done(hooks.publish(connection, packet.topic, payload) ? null : new Error('publish not authorised'));
     },
     authorizeForward(client, packet: AedesPublishPacket) {
+      // aedes announces clients on $SYS; nobody is allowed to read them (a device would learn other client ids).
+      if (isSys(packet.topic)) return null;
       const target = Buffer.isBuffer(packet.payload) ? answerTargets.get(packet.payload) : undefined;
       if (target !== undefined) return target === client ? packet : null;
       // Requests (and anything a client publishes on an answer topic) are for the service, not for peers.
@@ -146,6 +151,10 @@ export async function startBroker(options: {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
+  const handle = (socket: Socket): void => {
+    aedes.handle(socket);
+    limitPacketSize(socket, options.maxPacketBytes);
+  };
   let server: Server;
   if (options.tls !== undefined) {
     const tlsServer = createTlsServer({
@@ -156,11 +165,11 @@ export async function startBroker(options: {
       rejectUnauthorized: true,
       ALPNProtocols: ALPN_PROTOCOLS,
     });
-    tlsServer.on('secureConnection', (socket) => aedes.handle(socket));
+    tlsServer.on('secureConnection', (socket) => handle(socket));
     tlsServer.on('tlsClientError', (error) => hooks.handshakeFailed(error.message));
     server = tlsServer;
   } else {
-    server = createNetServer((socket) => aedes.handle(socket));
+    server = createNetServer((socket) => handle(socket));
   }
   server.on('connection', track);
   await new Promise<void>((resolve, reject) => {

@@ -9,6 +9,7 @@ import {
   type Answer,
   malformedPayload,
   oversizedPayload,
+  rejection,
   scriptedRejection,
   wrongShapePayload,
 } from './answers.js';
@@ -16,6 +17,7 @@ import type { BrokerConnection, RunningBroker } from './broker.js';
 import type { Faults } from './faults.js';
 import type { SimulatorIdentity } from './identity.js';
 import { mayPublish, maySubscribe, type Role } from './policy.js';
+import { RateLimiter } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import type { RequestLog } from './request-log.js';
 import type { ProvisioningService } from './service.js';
@@ -39,6 +41,9 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   readonly #service: ProvisioningService;
   readonly #abort: AbortController;
   readonly #inFlight = new Set<Promise<void>>();
+  /** One token bucket per connection, gone with the connection. */
+  readonly #clientRates = new WeakMap<BrokerConnection, RateLimiter>();
+  readonly #perClient: { perSecond: number; now: () => number };
   #broker: RunningBroker | undefined;
   #requests = 0;
   #closing: Promise<void> | undefined;
@@ -52,8 +57,11 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     abort: AbortController;
     broker: RunningBroker;
     tls: boolean;
+    /** Requests a second each connection may make, on the simulator's clock. */
+    perClient: { perSecond: number; now: () => number };
   }) {
     super();
+    this.#perClient = parts.perClient;
     this.#registry = parts.registry;
     this.#log = parts.log;
     this.#service = parts.service;
@@ -201,8 +209,11 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
         ...(fault === undefined ? {} : { fault: fault.type }),
       });
     const answer = (a: Answer) => send(a.kind, encodePayload(a.value, request.format), rejectedFields(a));
-    const normal = () =>
-      this.#service.handle({
+    const normal = async (): Promise<Answer> => {
+      if (!this.#takeClientToken(connection)) {
+        return rejection('ThrottlingException', 'Rate exceeded for this connection: retry with backoff.');
+      }
+      return this.#service.handle({
         operation: request.operation,
         format: request.format,
         ...(request.templateName === undefined ? {} : { templateName: request.templateName }),
@@ -210,6 +221,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
         clientId: connection.clientId,
         ...(connection.certificateId === undefined ? {} : { certificateId: connection.certificateId }),
       });
+    };
     switch (fault?.type) {
       case undefined:
       case 'normal':
@@ -267,6 +279,16 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     });
     this.emit('answer', entry);
     await broker.sendAnswer(connection, topic, bytes);
+  }
+
+  /** Take one request's worth from `connection`'s bucket; false when it is over its rate. */
+  #takeClientToken(connection: BrokerConnection): boolean {
+    let limiter = this.#clientRates.get(connection);
+    if (limiter === undefined) {
+      limiter = new RateLimiter(this.#perClient.perSecond, this.#perClient.now);
+      this.#clientRates.set(connection, limiter);
+    }
+    return limiter.take();
   }
 
   /** Wait `ms`; false when the simulator closed meanwhile. */

@@ -61,8 +61,11 @@ export async function runTemplate(
       return { ok: false, statusCode: 403, errorCode: 'AccessDenied', errorMessage: verdict.reason };
     parameters = { ...parameters, ...verdict.overrides };
   }
+  // The service sets its own parameters: a device value for an `AWS::IoT::` name is ignored, so a device
+  // cannot name its thing after another certificate's id.
+  parameters = Object.fromEntries(Object.entries(parameters).filter(([name]) => !isBuiltIn(name)));
   const builtIns = { 'AWS::IoT::Certificate::Id': hookInput.certificateId };
-  const values: Record<string, string> = { ...builtIns, ...parameters };
+  const values: Record<string, string> = { ...parameters, ...builtIns };
   for (const required of template.requiredParameters ?? []) {
     if (values[required] === undefined) return invalid(`The template requires the parameter ${required}.`);
   }
@@ -89,6 +92,11 @@ export async function runTemplate(
     return invalid('The thing name the template made is not valid: use 1 to 128 of [a-zA-Z0-9:_-].');
   }
   return { ok: true, thingName, deviceConfiguration, parameters };
+}
+
+/** True for the names AWS reserves for parameters the service sets (`AWS::IoT::Certificate::Id`, …). */
+export function isBuiltIn(name: string): boolean {
+  return name.startsWith('AWS::IoT::');
 }
 
 function invalid(errorMessage: string): TemplateOutcome {
