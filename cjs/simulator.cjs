@@ -10,7 +10,7 @@ try {
   const code = error !== null && typeof error === 'object' ? error.code : undefined;
   if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw error;
   throw new Error(
-    "iot-fleet-provisioning/simulator: this package is ESM: use import() from CommonJS, e.g. `const { startSimulator } = await import('iot-fleet-provisioning/simulator')`, or run Node 20.19+ / 22.12+, whose require() loads ES modules.",
+    "iot-fleet-provisioning/simulator: this package is ESM: use import() from CommonJS, e.g. `const { startSimulator } = await import('iot-fleet-provisioning/simulator')`. Node's own require() loads it from Node 20.19 and 22.12 on; jest needs node --experimental-vm-modules.",
     { cause: error },
   );
 }
