@@ -94,7 +94,7 @@ export type ProgressEvent =
       code: string;
     };
 
-/** What provision() takes. See CONTRACT.md "Layer 4". */
+/** What provision() takes. */
 export interface ProvisionOptions {
   /** AWS IoT data endpoint: `abc123-ats.iot.eu-west-1.amazonaws.com`, `mqtts://host:443`, `mqtt://127.0.0.1:1883`. */
   endpoint?: string;
@@ -124,7 +124,7 @@ export interface ProvisionOptions {
   timeoutMs?: number;
   /** Cancels everything; provision() then rejects with `ABORTED`. */
   signal?: AbortSignal;
-  /** Write the credentials here (CONTRACT.md "Files"). */
+  /** Write the credentials here (docs/credentials.md). */
   outDir?: string;
   /** Called at each step. */
   onProgress?: (event: ProgressEvent) => void;

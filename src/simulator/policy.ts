@@ -1,6 +1,6 @@
 /**
  * Who may do what, as the IoT policies of a Fleet Provisioning account say. The claim certificate's policy
- * (PROTOCOL.md, least privilege) allows only the provisioning topics; a device's certificate may use
+ * (least privilege) allows only the provisioning topics; a device's certificate may use
  * anything but them; plain MQTT has no certificate and so no policy. `$SYS` is no one's: AWS IoT has no
  * `$SYS` topics, and aedes's would show every client id and let a publisher disconnect other clients.
  */

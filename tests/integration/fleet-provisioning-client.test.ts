@@ -1,6 +1,6 @@
 /**
  * FleetProvisioningClient against the simulator (mutual TLS, real certificates), with the simulator's
- * fault script playing a misbehaving service: RELIABILITY.md items 2–4, 6, 8–10, 12, 13 and 17.
+ * fault script playing a misbehaving service.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';

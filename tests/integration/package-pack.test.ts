@@ -3,6 +3,7 @@
  * dist/) builds first and packs the code, and the packed package loads from ESM and from CommonJS.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,6 +46,28 @@ async function linkDependencies(dir: string): Promise<void> {
     await symlink(join(root, 'node_modules', name), join(dir, 'node_modules', name));
   }
 }
+
+describe('the sources and docs', () => {
+  it('cite no Markdown document that is not in the repository', async () => {
+    const { stdout } = await run('git', ['ls-files', '--cached', '--others', '--exclude-standard'], {
+      cwd: root,
+    });
+    const texts = stdout
+      .split('\n')
+      .filter((f) => /^(src|tests|examples|bench|docs|\.ci)\/|^[^/]+\.(md|ts|json)$/.test(f))
+      .filter((f) => !f.endsWith('.svg') && existsSync(join(root, f)));
+    const cited: string[] = [];
+    for (const file of texts) {
+      const text = await readFile(join(root, file), 'utf8');
+      for (const match of text.matchAll(/\b([A-Z][A-Z0-9_-]+)\.md\b/g)) {
+        const name = `${match[1]}.md`;
+        if (!existsSync(join(root, name)) && !existsSync(join(root, 'docs', name)))
+          cited.push(`${file}: ${name}`);
+      }
+    }
+    expect(cited).toEqual([]);
+  });
+});
 
 describe('npm pack', () => {
   let work: string;
