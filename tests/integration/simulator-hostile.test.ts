@@ -204,6 +204,21 @@ describe('simulator under a hostile client holding the claim certificate', () =>
   });
 });
 
+describe('simulator over plain MQTT (no certificate, no policy)', () => {
+  it('still gives no one $SYS', async () => {
+    const plain = await startSimulator({ tls: false });
+    const client = await connectTo(plain);
+    try {
+      await expect(client.subscribeAsync('$SYS/#', { qos: 0 })).rejects.toMatchObject({
+        packet: { granted: [0x80] },
+      });
+    } finally {
+      await closeClients(client);
+      await plain.close();
+    }
+  });
+});
+
 describe('simulator request log', () => {
   it('keeps the log under requestLogMaxBytes however long the topics a client sends', async () => {
     const sim = await startSimulator({ tls: false, requestLogMaxBytes: 16 * 1024 });
