@@ -96,7 +96,7 @@ describe('npm pack', () => {
       cwd: clone,
       maxBuffer: 16 * 1024 * 1024,
     });
-    const report: unknown = JSON.parse(stdout.slice(stdout.indexOf('[')));
+    const report: unknown = JSON.parse(stdout.slice(stdout.search(/^\[/m)));
     const first: unknown = Array.isArray(report) ? report[0] : undefined;
     const entries: unknown = typeof first === 'object' && first !== null ? Reflect.get(first, 'files') : [];
     files = Array.isArray(entries)
