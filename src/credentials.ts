@@ -54,7 +54,7 @@ import {
 import { InvalidArgumentError, PersistFailedError } from './errors.js';
 import { StringMapSchema } from './schemas.js';
 
-/** The file names of a credentials directory (CONTRACT.md, "Files"). */
+/** The file names of a credentials directory (docs/credentials.md). */
 export const CREDENTIAL_FILES = {
   /** The device certificate, mode 0644. */
   certificate: 'certificate.pem.crt',

@@ -2,7 +2,7 @@
  * Device-side keys: a key pair made on the device, a PKCS#10 CSR for it, and the checks that a certificate
  * the service issued belongs to the key or CSR it answers.
  *
- * `@peculiar/x509` (and the `reflect-metadata` polyfill its build requires by itself) costs about 130 ms
+ * `@peculiar/x509` (with the `reflect-metadata` polyfill it needs, see x509.ts) costs about 130 ms
  * to import, so it is loaded with `import()` inside the functions that build or read a CSR, never at
  * module level: importing the package stays cheap, and the server-keys path never pays for it.
  * Certificates and private keys are read with Node's own `crypto.X509Certificate` and `createPrivateKey`.
@@ -127,7 +127,7 @@ export async function createCsr(options: {
   subject?: string;
 }): Promise<string> {
   const signingAlgorithm = signingAlgorithmFor(options.keys.privateKey);
-  const x509 = await import('@peculiar/x509');
+  const x509 = await import('./x509.js');
   const subject = options.subject ?? DEFAULT_CSR_SUBJECT;
   const invalid = 'The CSR subject is not a valid X.500 name: write it as "CN=name, O=organisation".';
   let name: InstanceType<typeof x509.Name>;
@@ -164,7 +164,7 @@ export async function checkCsr(csrPem: string): Promise<CsrSummary> {
       'The CSR is not PEM text: pass the content of the .csr file (-----BEGIN CERTIFICATE REQUEST-----).',
     );
   }
-  const x509 = await import('@peculiar/x509');
+  const x509 = await import('./x509.js');
   let csr: InstanceType<typeof x509.Pkcs10CertificateRequest>;
   let publicKey: KeyObject;
   try {
@@ -268,7 +268,7 @@ export async function certificateMatchesCsr(certificatePem: string, csrPem: stri
 /** The public key inside a CSR, or undefined when it does not parse. Loads `@peculiar/x509` on first use. */
 export async function csrPublicKey(csrPem: string): Promise<KeyObject | undefined> {
   if (typeof csrPem !== 'string' || csrPem.length > MAX_PEM_LENGTH) return undefined;
-  const x509 = await import('@peculiar/x509');
+  const x509 = await import('./x509.js');
   try {
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     return createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });

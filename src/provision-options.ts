@@ -115,7 +115,7 @@ export type ProgressEvent =
       code: string;
     };
 
-/** What provision() takes. See CONTRACT.md "Layer 4". */
+/** What provision() takes. */
 export interface ProvisionOptions {
   /** AWS IoT data endpoint: `abc123-ats.iot.eu-west-1.amazonaws.com`, `mqtts://host:443`, `mqtt://127.0.0.1:1883`. */
   endpoint?: string;

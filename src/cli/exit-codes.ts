@@ -1,5 +1,5 @@
 /**
- * The CLI's exit codes (CONTRACT.md "CLI"), derived from error codes in one table, so that a script can
+ * The CLI's exit codes (docs/cli.md), derived from error codes in one table, so that a script can
  * branch on what went wrong without parsing messages.
  */
 import { type ErrorCode, FleetProvisioningError } from '../errors.js';

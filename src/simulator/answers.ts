@@ -1,5 +1,5 @@
 /**
- * What the simulator puts on an answer topic: the rejection table of PROTOCOL.md, and the deliberately
+ * What the simulator puts on an answer topic: the rejections of docs/simulator.md, and the deliberately
  * broken payloads the fault script asks for (malformed, wrong-shaped, oversized).
  */
 import { encodePayload, MAX_PAYLOAD_BYTES } from '../codec.js';
@@ -7,7 +7,7 @@ import type { OperationName } from '../errors.js';
 import type { ErrorResponse } from '../schemas.js';
 import type { PayloadFormat } from '../topics.js';
 
-/** The error codes the simulator answers with, and their status codes (PROTOCOL.md, "Errors"). */
+/** The error codes the simulator answers with, and their status codes (the table in docs/simulator.md). */
 export const REJECTIONS = {
   /** The request does not parse, or fields have the wrong type. */
   InvalidPayload: 400,

@@ -5,13 +5,14 @@
  *
  * aedes speaks MQTT 3.1.1 only (and 3.1); an MQTT 5 client is refused at CONNECT.
  */
-import { once } from 'node:events';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import { InvalidArgumentError } from '../errors.js';
 import { parseTopic } from '../topics.js';
 import { certificateIdOf } from './ca.js';
-import type { Role } from './policy.js';
+import { limitPacketSize } from './packet-size.js';
+import { isSys, type Role } from './policy.js';
 
 /** One accepted connection and what it may do. */
 export interface BrokerConnection {
@@ -71,6 +72,8 @@ export async function startBroker(options: {
   host: string;
   port: number;
   tls?: BrokerTls;
+  /** The largest MQTT packet a client may send, fixed header included; a larger one closes its connection. */
+  maxPacketBytes: number;
   hooks: BrokerHooks;
 }): Promise<RunningBroker> {
   const { hooks } = options;
@@ -126,6 +129,8 @@ export async function startBroker(options: {
       done(hooks.publish(connection, packet.topic, payload) ? null : new Error('publish not authorised'));
     },
     authorizeForward(client, packet: AedesPublishPacket) {
+      // aedes announces clients on $SYS; nobody is allowed to read them (a device would learn other client ids).
+      if (isSys(packet.topic)) return null;
       const target = Buffer.isBuffer(packet.payload) ? answerTargets.get(packet.payload) : undefined;
       if (target !== undefined) return target === client ? packet : null;
       // Requests (and anything a client publishes on an answer topic) are for the service, not for peers.
@@ -146,6 +151,10 @@ export async function startBroker(options: {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
+  const handle = (socket: Socket): void => {
+    aedes.handle(socket);
+    limitPacketSize(socket, options.maxPacketBytes);
+  };
   let server: Server;
   if (options.tls !== undefined) {
     const tlsServer = createTlsServer({
@@ -156,21 +165,27 @@ export async function startBroker(options: {
       rejectUnauthorized: true,
       ALPNProtocols: ALPN_PROTOCOLS,
     });
-    tlsServer.on('secureConnection', (socket) => aedes.handle(socket));
+    tlsServer.on('secureConnection', (socket) => handle(socket));
     tlsServer.on('tlsClientError', (error) => hooks.handshakeFailed(error.message));
     server = tlsServer;
   } else {
-    server = createNetServer((socket) => aedes.handle(socket));
+    server = createNetServer((socket) => handle(socket));
   }
   server.on('connection', track);
-  server.listen(options.port, options.host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([error]) => {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: unknown) => {
+      server.off('listening', onListening);
       aedes.close();
-      throw error;
-    }),
-  ]);
+      reject(listenFailed(error, options.host, options.port));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(options.port, options.host);
+  });
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('The simulator has no TCP address.');
 
@@ -194,4 +209,29 @@ export async function startBroker(options: {
       subscribeBatch = new WeakMap();
     },
   };
+}
+
+/** Why `listen` failed, as an {@link InvalidArgumentError} that says what to do; other errors as they are. */
+function listenFailed(error: unknown, host: string, port: number): unknown {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  const where = `port ${port} on ${host}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new InvalidArgumentError(
+        `The simulator cannot listen: ${where} is already in use (EADDRINUSE). Stop what listens there, or pick another port (0 picks a free one).`,
+        { cause: error },
+      );
+    case 'EACCES':
+      return new InvalidArgumentError(
+        `The simulator cannot listen: ${where} needs privileges this process lacks (EACCES). Pick a port above 1023 (0 picks a free one).`,
+        { cause: error },
+      );
+    case 'EADDRNOTAVAIL':
+      return new InvalidArgumentError(
+        `The simulator cannot listen: ${host} is not an address of this machine (EADDRNOTAVAIL). Use 127.0.0.1, 0.0.0.0 or an address of one of its interfaces.`,
+        { cause: error },
+      );
+    default:
+      return error;
+  }
 }

@@ -3,8 +3,9 @@
  * and the claim certificate it hands to devices. Made at start, or loaded from (and saved to) a directory
  * so a long-running simulator, and the devices it provisioned, keep trusting each other across restarts.
  */
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDirectory, persisting, syncDirectory, writeFileAtomic } from '../durable-files.js';
 import {
   type CertificateAuthority,
   certificateIdOfPem,
@@ -83,8 +84,12 @@ async function readIdentityFiles(dir: string): Promise<Partial<Record<keyof type
   return out;
 }
 
+/**
+ * Save what changed with the library's durable writer: each file is created fresh under a random name
+ * (O_EXCL: never a file or symlink someone planted, even in a shared directory), chmod'ed, fsynced and
+ * renamed into place, so a crash never leaves half a key where the next start would read it.
+ */
 async function saveIdentity(dir: string, identity: SimulatorIdentity): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const entries: Array<[string, string, number]> = [
     [IDENTITY_FILES.caCertificate, identity.ca.certificatePem, 0o644],
     [IDENTITY_FILES.caPrivateKey, identity.ca.privateKeyPem, 0o600],
@@ -93,16 +98,17 @@ async function saveIdentity(dir: string, identity: SimulatorIdentity): Promise<v
     [IDENTITY_FILES.claimCertificate, identity.claim.certificatePem, 0o644],
     [IDENTITY_FILES.claimPrivateKey, identity.claim.privateKeyPem, 0o600],
   ];
-  for (const [name, text, mode] of entries) {
-    const path = join(dir, name);
-    const existing = await readFile(path, 'utf8').catch(() => undefined);
-    if (existing === text) continue;
-    // Written whole and renamed, so a crash never leaves half a key where the next start would read it.
-    const temporary = `${path}.${process.pid}.tmp`;
-    await writeFile(temporary, text, { mode });
-    await chmod(temporary, mode);
-    await rename(temporary, path);
-  }
+  await persisting('save the simulator identity', dir, async () => {
+    await ensurePrivateDirectory(dir);
+    let changed = false;
+    for (const [name, text, mode] of entries) {
+      const existing = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+      if (existing === text) continue;
+      await writeFileAtomic(dir, name, text, mode);
+      changed = true;
+    }
+    if (changed) await syncDirectory(dir);
+  });
 }
 
 function isMissing(error: unknown): boolean {

@@ -1,7 +1,8 @@
 /**
  * Who may do what, as the IoT policies of a Fleet Provisioning account say. The claim certificate's policy
- * (PROTOCOL.md, least privilege) allows only the provisioning topics; a device's certificate may use
- * anything but them; plain MQTT has no certificate and so no policy.
+ * (least privilege) allows only the provisioning topics; a device's certificate may use
+ * anything but them; plain MQTT has no certificate and so no policy. `$SYS` is no one's: AWS IoT has no
+ * `$SYS` topics, and aedes's would show every client id and let a publisher disconnect other clients.
  */
 import { parseTopic } from '../topics.js';
 
@@ -10,6 +11,7 @@ export type Role = 'claim' | 'device' | 'anonymous';
 
 /** True when `role` may subscribe to `filter`. Wildcards never reach the provisioning topics of a claim. */
 export function maySubscribe(role: Role, filter: string): boolean {
+  if (isSys(filter)) return false;
   switch (role) {
     case 'anonymous':
       return true;
@@ -22,6 +24,7 @@ export function maySubscribe(role: Role, filter: string): boolean {
 
 /** True when `role` may publish to `topic`; on AWS an unauthorised publish closes the connection. */
 export function mayPublish(role: Role, topic: string): boolean {
+  if (isSys(topic)) return false;
   switch (role) {
     case 'anonymous':
       return true;
@@ -30,6 +33,11 @@ export function mayPublish(role: Role, topic: string): boolean {
     case 'device':
       return !reachesProvisioning(topic);
   }
+}
+
+/** True for the broker's own `$SYS` topics (and filters reaching them): no role may use them. */
+export function isSys(topic: string): boolean {
+  return topic === '$SYS' || topic.startsWith('$SYS/');
 }
 
 /** True when a topic or filter names, or could match, a claim-only topic. */

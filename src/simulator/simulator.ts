@@ -9,6 +9,7 @@ import {
   type Answer,
   malformedPayload,
   oversizedPayload,
+  rejection,
   scriptedRejection,
   wrongShapePayload,
 } from './answers.js';
@@ -17,7 +18,8 @@ import type { AccountPolicies } from './connection-policy.js';
 import type { Faults } from './faults.js';
 import type { SimulatorIdentity } from './identity.js';
 import { iotResource } from './iam-policy.js';
-import { mayPublish, maySubscribe, type Role } from './policy.js';
+import { isSys, mayPublish, maySubscribe, type Role } from './policy.js';
+import { RateLimiter } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import type { RequestLog } from './request-log.js';
 import type { ProvisioningService } from './service.js';
@@ -42,6 +44,9 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   readonly #abort: AbortController;
   readonly #policies: AccountPolicies | undefined;
   readonly #inFlight = new Set<Promise<void>>();
+  /** One token bucket per connection, gone with the connection. */
+  readonly #clientRates = new WeakMap<BrokerConnection, RateLimiter>();
+  readonly #perClient: { perSecond: number; now: () => number };
   #broker: RunningBroker | undefined;
   #requests = 0;
   #closing: Promise<void> | undefined;
@@ -56,9 +61,12 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     broker: RunningBroker;
     tls: boolean;
     policies?: AccountPolicies;
+    /** Requests a second each connection may make, on the simulator's clock. */
+    perClient: { perSecond: number; now: () => number };
   }) {
     super();
     this.#policies = parts.policies;
+    this.#perClient = parts.perClient;
     this.#registry = parts.registry;
     this.#log = parts.log;
     this.#service = parts.service;
@@ -103,7 +111,8 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     const parsed = parseTopic(topic);
     const described = describe(parsed);
     const byPolicy = this.#policies?.check(connection, 'iot:Publish', iotResource('topic', topic));
-    if (!(byPolicy ?? mayPublish(connection.role, topic))) {
+    // `$SYS` is no one's, whatever a policy says (AWS IoT has none).
+    if (isSys(topic) || !(byPolicy ?? mayPublish(connection.role, topic))) {
       this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: false });
       return false;
     }
@@ -136,7 +145,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   onSubscribe(connection: BrokerConnection, filter: string, packet: Map<string, boolean>): boolean {
     const parsed = parseTopic(filter);
     const byPolicy = this.#policies?.check(connection, 'iot:Subscribe', iotResource('topicfilter', filter));
-    let granted = byPolicy ?? maySubscribe(connection.role, filter);
+    let granted = !isSys(filter) && (byPolicy ?? maySubscribe(connection.role, filter));
     let refused = false;
     if (granted && parsed !== undefined && parsed.kind !== 'request') {
       refused = packet.get(parsed.operation) ?? this.faults.takeForSubscribe(parsed.operation);
@@ -222,8 +231,11 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
         ...(fault === undefined ? {} : { fault: fault.type }),
       });
     const answer = (a: Answer) => send(a.kind, encodePayload(a.value, request.format), rejectedFields(a));
-    const normal = () =>
-      this.#service.handle({
+    const normal = async (): Promise<Answer> => {
+      if (!this.#takeClientToken(connection)) {
+        return rejection('ThrottlingException', 'Rate exceeded for this connection: retry with backoff.');
+      }
+      return this.#service.handle({
         operation: request.operation,
         format: request.format,
         ...(request.templateName === undefined ? {} : { templateName: request.templateName }),
@@ -231,6 +243,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
         clientId: connection.clientId,
         ...(connection.certificateId === undefined ? {} : { certificateId: connection.certificateId }),
       });
+    };
     switch (fault?.type) {
       case undefined:
       case 'normal':
@@ -298,6 +311,16 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     });
     this.emit('answer', entry);
     await broker.sendAnswer(connection, topic, bytes);
+  }
+
+  /** Take one request's worth from `connection`'s bucket; false when it is over its rate. */
+  #takeClientToken(connection: BrokerConnection): boolean {
+    let limiter = this.#clientRates.get(connection);
+    if (limiter === undefined) {
+      limiter = new RateLimiter(this.#perClient.perSecond, this.#perClient.now);
+      this.#clientRates.set(connection, limiter);
+    }
+    return limiter.take();
   }
 
   /** Wait `ms`; false when the simulator closed meanwhile. */

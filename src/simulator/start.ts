@@ -25,6 +25,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
     throw new InvalidArgumentError('requestsPerSecond must be a positive number.');
   }
+  const perClient = positive('requestsPerSecondPerClient', options.requestsPerSecondPerClient, 100);
+  const maxPacketBytes = positive('maxPacketBytes', options.maxPacketBytes, 133_120);
+  const requestLogMaxBytes = positive('requestLogMaxBytes', options.requestLogMaxBytes, 64 * 1024 * 1024);
   const serverKeyType = options.serverKeyType ?? 'rsa-2048';
   if (serverKeyType !== 'rsa-2048' && serverKeyType !== 'ec-p256') {
     throw new InvalidArgumentError('serverKeyType must be "rsa-2048" or "ec-p256".');
@@ -39,6 +42,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   let simulator: FleetProvisioningSimulator | undefined;
   const log = new RequestLog({
     limit: options.requestLogLimit ?? 100_000,
+    maxBytes: requestLogMaxBytes,
     now,
     onEntry: (entry) => simulator?.emit('request', entry),
   });
@@ -55,6 +59,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const broker = await startBroker({
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
+    maxPacketBytes,
     ...(tls
       ? {
           tls: {
@@ -82,6 +87,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     broker,
     tls,
     policies,
+    perClient: { perSecond: perClient, now },
   });
   return simulator;
+}
+
+/** `value` if it is a positive number, `fallback` when absent. */
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isFinite(value) && value > 0))
+    throw new InvalidArgumentError(`${name} must be a positive number.`);
+  return value;
 }

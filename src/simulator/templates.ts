@@ -116,12 +116,15 @@ export async function runTemplate(
       return { ok: false, statusCode: 403, errorCode: 'AccessDenied', errorMessage: verdict.reason };
     parameters = { ...parameters, ...verdict.overrides };
   }
+  // The service sets its own parameters: a device value for an `AWS::IoT::` name is ignored, so a device
+  // cannot name its thing after another certificate's id.
+  parameters = Object.fromEntries(Object.entries(parameters).filter(([name]) => !isBuiltIn(name)));
   const body = template.templateBody;
   if (body !== undefined && typeof body !== 'string') {
     return runAws(body, parameters, hookInput, options.existingThing ?? (() => undefined));
   }
   const builtIns = { 'AWS::IoT::Certificate::Id': hookInput.certificateId };
-  const values: Record<string, string> = { ...builtIns, ...parameters };
+  const values: Record<string, string> = { ...parameters, ...builtIns };
   for (const required of template.requiredParameters ?? []) {
     if (values[required] === undefined) return invalid(`The template requires the parameter ${required}.`);
   }
@@ -172,6 +175,11 @@ function runAws(
     const statusCode = error.errorCode === 'ResourceConflict' ? 409 : 400;
     return { ok: false, statusCode, errorCode: error.errorCode, errorMessage: error.message };
   }
+}
+
+/** True for the names AWS reserves for parameters the service sets (`AWS::IoT::Certificate::Id`, …). */
+export function isBuiltIn(name: string): boolean {
+  return name.startsWith('AWS::IoT::');
 }
 
 function invalid(errorMessage: string): TemplateOutcome {

@@ -121,6 +121,21 @@ export interface SimulatorOptions {
   hookTimeoutMs?: number;
   /** How many request-log entries to keep (oldest dropped first). Default 100,000. */
   requestLogLimit?: number;
+  /**
+   * How many bytes of request log to keep, each entry counted as its JSON (oldest dropped first), so a client
+   * sending long topics cannot grow it without bound. Default 64 MiB.
+   */
+  requestLogMaxBytes?: number;
+  /**
+   * Requests per second each connection may make; beyond it that connection's requests are answered 429
+   * `ThrottlingException` (other connections are not affected). Default 100, AWS's per-connection limit.
+   */
+  requestsPerSecondPerClient?: number;
+  /**
+   * The largest MQTT packet a client may send, fixed header included; a larger one closes its connection
+   * before the packet is read whole. Default 133,120: AWS's 128 KiB message limit plus 2 KiB for the topic.
+   */
+  maxPacketBytes?: number;
 }
 
 /** A thing that RegisterThing made. */

@@ -11,7 +11,7 @@ import { embeddedExamples, exampleFiles, guideFiles, mismatch, ROOT } from './em
 const guides = guideFiles();
 
 describe('docs/guides', () => {
-  it('has the five guides of issue 7', () => {
+  it('has the five guides', () => {
     expect(guides).toEqual([
       'docs/guides/handling-errors.md',
       'docs/guides/keys-on-the-device.md',

@@ -1,5 +1,5 @@
 import { createPrivateKey, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import * as x509 from '../../src/x509.js';
 
 /** Key types a test CSR can carry, including ones the service must refuse. */
 export type TestKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-1024';

@@ -4,6 +4,7 @@
  * stops cleanly (exit 0) on SIGINT and SIGTERM.
  */
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -109,6 +110,23 @@ describe('fleet-provision simulate', () => {
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--templates file .* is not a map of templates \(at T\.thingName\)/);
+  });
+
+  it('exits 2 with what to do when the port is already in use', async () => {
+    const holder = createServer();
+    await new Promise<void>((listening) => holder.listen(0, '127.0.0.1', () => listening()));
+    try {
+      const address = holder.address();
+      if (address === null || typeof address === 'string') throw new Error('no TCP address');
+      const result = await runCli(['simulate', '--port', String(address.port), '--out', join(dir, 'busy')]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `error: port ${address.port} on 127.0.0.1 is already in use (EADDRINUSE): stop what listens there, ` +
+          'or pick another port with --port <n> (--port 0 picks a free one).\n',
+      );
+    } finally {
+      await new Promise<void>((closed) => holder.close(() => closed()));
+    }
   });
 
   it('has --help with an example', async () => {

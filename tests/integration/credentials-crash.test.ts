@@ -1,5 +1,5 @@
 /**
- * RELIABILITY.md 19–21 with real processes: a writer killed with SIGKILL at random moments and just
+ * Crash safety with real processes: a writer killed with SIGKILL at random moments and just
  * before each of its file-system calls, the same calls failing as on a full disk, and a real EACCES.
  * After each, the final paths must show the old complete set or the new complete set, and the next run
  * must leave nothing behind. The writer is tests/helpers/credentials-child.mjs over dist/ (`npm test`

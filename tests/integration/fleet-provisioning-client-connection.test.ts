@@ -1,6 +1,6 @@
 /**
- * FleetProvisioningClient when the connection misbehaves: drops mid-call and reconnects (items 14, 15),
- * a broker that never acknowledges (item 16), and 1,000 calls with mixed outcomes (item 18).
+ * FleetProvisioningClient when the connection misbehaves: drops mid-call and reconnects,
+ * a broker that never acknowledges, and 1,000 calls with mixed outcomes.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
@@ -48,7 +48,7 @@ function nextConnect(device: MqttClient): Promise<void> {
   return new Promise((resolve) => device.once('connect', () => resolve()));
 }
 
-describe('the connection drops mid-call (item 14)', () => {
+describe('the connection drops mid-call', () => {
   it('control: a bare mqtt.js QoS 1 request IS sent again after a reconnect', async () => {
     const device = await connectTo(sim, undefined, { reconnectPeriod: 20 });
     const t = topics.createKeysAndCertificate();
@@ -75,7 +75,7 @@ describe('the connection drops mid-call (item 14)', () => {
     await closeClients(device);
   });
 
-  it('a call made while offline fails at once with CONNECTION_LOST and is never sent (item 15)', async () => {
+  it('a call made while offline fails at once with CONNECTION_LOST and is never sent', async () => {
     const device = await connectTo(sim);
     const client = new FleetProvisioningClient(device, { timeoutMs: 60_000 });
     await client.prepare([{ operation: 'CreateKeysAndCertificate' }]);
@@ -97,7 +97,7 @@ describe('the connection drops mid-call (item 14)', () => {
   });
 });
 
-describe('a broker that never acknowledges (item 16)', () => {
+describe('a broker that never acknowledges', () => {
   it('SUBACK never comes → TIMEOUT in phase "subscribe"; nothing published', async () => {
     const broker = await startAedes({ authorizeSubscribe: () => {} });
     const device = await connectClient(broker.url);
@@ -132,7 +132,7 @@ describe('a broker that never acknowledges (item 16)', () => {
   });
 });
 
-describe('1,000 calls with mixed outcomes (item 18)', () => {
+describe('1,000 calls with mixed outcomes', () => {
   it('leave the listener counts where they were, with no MaxListenersExceededWarning', async () => {
     const device = await connectTo(sim);
     const warnings: Error[] = [];

@@ -68,7 +68,7 @@ const payloads = fc.oneof(
     .map((v) => Buffer.from(JSON.stringify(v))),
 );
 
-describe('arbitrary bytes on the answer topics (item 7)', () => {
+describe('arbitrary bytes on the answer topics', () => {
   it('only ever settle a call with a coded error', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -1,6 +1,6 @@
 /**
  * FleetProvisioningClient against the simulator (mutual TLS, real certificates), with the simulator's
- * fault script playing a misbehaving service: RELIABILITY.md items 2–4, 6, 8–10, 12, 13 and 17.
+ * fault script playing a misbehaving service.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
@@ -104,7 +104,7 @@ describe('a full provisioning through the client', () => {
   });
 });
 
-describe('answers that cannot be trusted → INVALID_RESPONSE at once (items 2–4)', () => {
+describe('answers that cannot be trusted → INVALID_RESPONSE at once', () => {
   it.each(['json', 'cbor'] as const)('malformed %s on accepted', async (format) => {
     await connect({ format, timeoutMs: 60_000 });
     sim.faults.script('CreateKeysAndCertificate', { type: 'malformed' });
@@ -147,7 +147,7 @@ describe('answers that cannot be trusted → INVALID_RESPONSE at once (items 2�
   });
 });
 
-describe('rejections (item 6)', () => {
+describe('rejections', () => {
   it.each([400, 403, 404, 429, 500])('%d → REJECTED with the service fields', async (statusCode) => {
     await connect();
     sim.faults.script('CreateKeysAndCertificate', {
@@ -176,7 +176,7 @@ describe('rejections (item 6)', () => {
   });
 });
 
-describe('subscriptions (item 9)', () => {
+describe('subscriptions', () => {
   it('a refused SUBSCRIBE → SUBSCRIBE_FAILED 0x80; nothing is published', async () => {
     await connect();
     sim.faults.script('CreateKeysAndCertificate', { type: 'refuseSubscribe' });
@@ -190,7 +190,7 @@ describe('subscriptions (item 9)', () => {
   });
 });
 
-describe('duplicates and late answers (items 10, 12)', () => {
+describe('duplicates and late answers', () => {
   it.each(['duplicate', 'acceptThenReject'] as const)(
     '%s: the first answer settles; the next call gets its own',
     async (type) => {
@@ -220,7 +220,7 @@ describe('duplicates and late answers (items 10, 12)', () => {
   });
 });
 
-describe('many calls on one connection (item 13)', () => {
+describe('many calls on one connection', () => {
   it('never two requests of one kind in flight; each caller gets its own result', async () => {
     await connect();
     const seen = watchCertificateIds();
@@ -250,7 +250,7 @@ describe('many calls on one connection (item 13)', () => {
   });
 });
 
-describe('close() (item 17)', () => {
+describe('close()', () => {
   it('rejects pending calls with CLIENT_CLOSED and removes its subscriptions and listeners', async () => {
     device = await connectTo(sim);
     const before = {

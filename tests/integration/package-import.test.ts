@@ -38,6 +38,19 @@ describe('the built package', () => {
     });
   });
 
+  it('makes and checks a CSR in a fresh process: the X.509 library loads with the polyfill it needs', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "const { generateKeyPair, createCsr, checkCsr } = await import('iot-fleet-provisioning'); const pair = await generateKeyPair('ec-p256'); const csr = await createCsr({ keys: pair.keys, subject: 'CN=SN-1' }); const summary = await checkCsr(csr); console.log(csr.split('\\n')[0], summary.subject);",
+      ],
+      { cwd: root },
+    );
+    expect(stdout.trim()).toBe('-----BEGIN CERTIFICATE REQUEST----- CN=SN-1');
+  });
+
   it('builds topics from the package in a plain script', async () => {
     const { stdout } = await importWithHook(
       "const { topics } = await import('iot-fleet-provisioning'); console.log(topics.registerThing('T', 'cbor').accepted);",

@@ -1,5 +1,5 @@
 /**
- * RELIABILITY.md 20 for the whole of provision(): a child process provisioning in a loop into one
+ * Crash safety for the whole of provision(): a child process provisioning in a loop into one
  * directory is SIGKILLed at a different progress event in each trial. Afterwards the final paths must hold
  * one complete, matching set (or none, before the first success), and the next run must clean up.
  * The child runs the built library (`npm test` builds dist/ first).

@@ -1,5 +1,5 @@
 /**
- * RELIABILITY.md 28: 1,000 devices provisioning at once against the in-process simulator, each on its own
+ * Load: 1,000 devices provisioning at once against the in-process simulator, each on its own
  * connection. No time bound is asserted (that is the bench's job: `npm run bench:simulator`); what must
  * hold is zero failures, a distinct certificate and thing per device, and a registry that agrees.
  */

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import * as x509 from '@peculiar/x509';
+import * as x509 from '../../src/x509.js';
 import { FleetProvisioningError, InvalidArgumentError } from '../../src/errors.js';
 import {
   certificateMatchesCsr,

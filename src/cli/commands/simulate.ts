@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { z } from 'zod/mini';
+import { InvalidArgumentError } from '../../errors.js';
 import type {
   AnswerEvent,
   AwsProvisioningTemplate,
@@ -109,6 +110,8 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     ...(claimPolicy === undefined ? {} : { claimPolicy }),
     ...(serverKeyType === undefined ? {} : { serverKeyType }),
     ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+  }).catch((error: unknown) => {
+    throw listenAdvice(error, host, port);
   });
   try {
     const ca = join(out, IDENTITY_FILES.caCertificate);
@@ -140,6 +143,33 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   }
   output.note('stopped');
   return EXIT.ok;
+}
+
+/** A failure to listen, worded for the command line (which flag to change); anything else as it is. */
+function listenAdvice(error: unknown, host: string, port: number): unknown {
+  if (!(error instanceof InvalidArgumentError)) return error;
+  const cause: unknown = error.cause;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? cause.code : undefined;
+  const where = `port ${port} on ${host}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new InvalidArgumentError(
+        `${where} is already in use (EADDRINUSE): stop what listens there, or pick another port with --port <n> (--port 0 picks a free one).`,
+        { cause },
+      );
+    case 'EACCES':
+      return new InvalidArgumentError(
+        `${where} needs privileges this process lacks (EACCES): pick a port above 1023 with --port <n> (--port 0 picks a free one).`,
+        { cause },
+      );
+    case 'EADDRNOTAVAIL':
+      return new InvalidArgumentError(
+        `${host} is not an address of this machine (EADDRNOTAVAIL): pass --host 127.0.0.1, 0.0.0.0 or an address of one of its interfaces.`,
+        { cause },
+      );
+    default:
+      return error;
+  }
 }
 
 function answerLine(entry: AnswerEvent & RequestLogEntry): string {
