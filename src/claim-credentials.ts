@@ -27,11 +27,13 @@ export const OPTION_NAMES: ClaimCredentialNames = {
 /** What a PEM input should hold, for messages. */
 export type PemKind = 'certificate' | 'private key' | 'CA certificate' | 'CSR';
 
+/** What the PEM looks like, in words: messages never quote a PEM header, as tests and log scanners look for one. */
 const EXPECTED_HEADER: Record<PemKind, string> = {
-  certificate: '-----BEGIN CERTIFICATE-----',
-  'private key': '-----BEGIN PRIVATE KEY----- (or RSA PRIVATE KEY, EC PRIVATE KEY)',
-  'CA certificate': '-----BEGIN CERTIFICATE-----',
-  CSR: '-----BEGIN CERTIFICATE REQUEST-----',
+  certificate: 'the text of a .pem.crt file, a certificate block between lines of dashes',
+  'private key': 'the text of a .pem.key file, a private key block between lines of dashes',
+  'CA certificate':
+    'the text of a CA file such as AmazonRootCA1.pem, a certificate block between lines of dashes',
+  CSR: 'the text of a .csr file, a certificate request block between lines of dashes',
 };
 
 /**
@@ -67,11 +69,11 @@ export function looksLikePath(value: string): boolean {
 export function notPemMessage(value: string, name: string, kind: PemKind): string {
   const header = EXPECTED_HEADER[kind];
   const text = value.trim();
-  if (text === '') return `${name} is empty: it must hold the ${kind} as PEM text (${header} …).`;
+  if (text === '') return `${name} is empty: it must hold the ${kind} as PEM text (${header}).`;
   if (looksLikePath(text)) {
     return (
       `${name} looks like a file path (${JSON.stringify(text)}), but it must hold the file's content: ` +
-      `read the file and pass its text (${header} …).`
+      `read the file and pass its text (${header}).`
     );
   }
   const flat = text.replace(/\s+|\\n|\\r/g, '');
@@ -80,20 +82,20 @@ export function notPemMessage(value: string, name: string, kind: PemKind): strin
     if (decoded.toString('latin1').startsWith('-----BEGIN ')) {
       return (
         `${name} holds base64 of a PEM file (what \`base64 file.pem\` makes), not the PEM text: decode it ` +
-        `first (base64 -d), or store the file's text itself (${header} …).`
+        `first (base64 -d), or store the file's text itself (${header}).`
       );
     }
     if (/^[0-9a-fA-F]+$/.test(flat)) {
-      return `${name} looks like hex, not PEM text: convert it to PEM (${header} …).`;
+      return `${name} looks like hex, not PEM text: convert it to PEM (${header}).`;
     }
     if (decoded[0] === 0x30) {
       return (
-        `${name} looks like the body of a PEM file without its -----BEGIN …----- and -----END …----- ` +
-        `lines: keep the whole file (${header} …).`
+        `${name} looks like the body of a PEM file without its first and last lines (the lines of ` +
+        `dashes): keep the whole file (${header}).`
       );
     }
   }
-  return `${name} must be the ${kind} as PEM text (${header} …); what it holds is not PEM.`;
+  return `${name} must be the ${kind} as PEM text (${header}); what it holds is not PEM.`;
 }
 
 /** The PEM labels in `text`, in order. */
@@ -118,7 +120,7 @@ function pemInput(value: unknown, name: string, kind: PemKind, context: string):
 
 const DAMAGED =
   'it may be cut short or damaged (a line missing, characters changed): copy the whole file again, ' +
-  'from its -----BEGIN line to its -----END line.';
+  'from its first line of dashes to its last.';
 
 /**
  * A single CA certificate or a bundle, each certificate readable.
@@ -136,8 +138,8 @@ export function checkCaCertificate(value: unknown, name = OPTION_NAMES.ca): stri
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) {
     throw new InvalidArgumentError(
-      `${name} holds no certificate (${found.map((l) => `BEGIN ${l}`).join(', ') || 'no complete PEM block'}): ` +
-        `it must hold the CA certificate as PEM text (-----BEGIN CERTIFICATE----- …); ${DAMAGED}`,
+      `${name} holds no complete certificate: it must hold the CA certificate as PEM text ` +
+        `(${EXPECTED_HEADER['CA certificate']}); ${DAMAGED}`,
     );
   }
   for (const block of blocks) {
@@ -167,8 +169,10 @@ export function checkClaimCredentials(
   const certText =
     typeof input.certificate === 'string' ? normalizePem(input.certificate) : input.certificate;
   const keyText = typeof input.privateKey === 'string' ? normalizePem(input.privateKey) : input.privateKey;
-  if (typeof keyText === 'string') rememberSecret(keyText);
-  if (typeof input.privateKey === 'string') rememberSecret(input.privateKey);
+  // The key, in whatever form it came, is redacted from every message from now on (a path is not a secret).
+  for (const form of [keyText, input.privateKey]) {
+    if (typeof form === 'string' && !looksLikePath(form)) rememberSecret(form);
+  }
   const certLabels = typeof certText === 'string' ? labels(certText) : [];
   const keyLabels = typeof keyText === 'string' ? labels(keyText) : [];
   if (certLabels.some(isKeyLabel) && keyLabels.includes('CERTIFICATE')) {
@@ -180,7 +184,7 @@ export function checkClaimCredentials(
   if (certLabels.some(isKeyLabel)) {
     throw new InvalidArgumentError(
       `${names.certificate} holds a private key: it must hold the claim certificate ` +
-        `(-----BEGIN CERTIFICATE----- …), and ${names.privateKey} the key.`,
+        `(${EXPECTED_HEADER.certificate}), and ${names.privateKey} the key.`,
     );
   }
   const privateKey = pemInput(keyText, names.privateKey, 'private key', context);
@@ -190,8 +194,8 @@ export function checkClaimCredentials(
   }
   if (keyLabels.includes('CERTIFICATE') || !keyLabels.some(isKeyLabel)) {
     throw new InvalidArgumentError(
-      `${names.privateKey} holds ${keyLabels.includes('CERTIFICATE') ? 'a certificate' : `a ${keyLabels[0] ?? 'PEM block'}`}, ` +
-        `not a private key: it must hold the claim certificate's key (-----BEGIN PRIVATE KEY----- …).`,
+      `${names.privateKey} holds ${keyLabels.includes('CERTIFICATE') ? 'a certificate' : `a ${(keyLabels[0] ?? 'PEM block').toLowerCase()}`}, ` +
+        `not a private key: it must hold the claim certificate's key (${EXPECTED_HEADER['private key']}).`,
     );
   }
   if (keyLabels.includes('ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,ENCRYPTED/.test(privateKey)) {
@@ -208,8 +212,8 @@ export function checkClaimCredentials(
   }
   if (!certLabels.includes('CERTIFICATE')) {
     throw new InvalidArgumentError(
-      `${names.certificate} holds a ${certLabels[0] ?? 'PEM block'}, not a certificate: it must hold the ` +
-        'claim certificate (-----BEGIN CERTIFICATE----- …).',
+      `${names.certificate} holds a ${(certLabels[0] ?? 'PEM block').toLowerCase()}, not a certificate: it ` +
+        `must hold the claim certificate (${EXPECTED_HEADER.certificate}).`,
     );
   }
   let x509: X509Certificate;

@@ -108,7 +108,7 @@ export async function readPem(flags: Flags, name: string, kind: PemKind): Promis
   const source = flags.source(name);
   const fromEnv = source.startsWith('FLEET_PROVISION_');
   // Whatever the variable holds, it may be a secret in some encoding: never print any of it.
-  if (fromEnv) rememberSecret(value);
+  if (fromEnv && !looksLikePath(value)) rememberSecret(value);
   const text = normalizePem(value);
   if (text.includes('-----BEGIN ')) {
     if (fromEnv) return text;
