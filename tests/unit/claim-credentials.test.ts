@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { describeProgress } from '../../src/cli/progress-text.js';
 import { FleetProvisioningError } from '../../src/errors.js';
 import { provision } from '../../src/provision.js';
-import { type ProvisionOptions, planProvision } from '../../src/provision-options.js';
+import { planProvision } from '../../src/provision-options.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
 let claimCertificate: string;
@@ -26,9 +26,7 @@ beforeAll(async () => {
 /** Nothing listens on port 1: a mistake not caught before traffic shows up as a connection failure. */
 const ENDPOINT = 'mqtts://127.0.0.1:1';
 
-async function failure(
-  options: Partial<ProvisionOptions> & Record<string, unknown>,
-): Promise<FleetProvisioningError> {
+async function failure(options: Record<string, unknown>): Promise<FleetProvisioningError> {
   const error: unknown = await provision({
     endpoint: ENDPOINT,
     claimCertificate,
