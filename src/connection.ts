@@ -160,25 +160,24 @@ function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
-/** MQTT 3.1.1 CONNACK return codes and MQTT 5 CONNACK reason codes: what each means for the user. */
+const NOT_AUTHORIZED =
+  'The broker refused the connection as not authorized: the claim certificate must be registered and ' +
+  'ACTIVE, and its policy must allow iot:Connect for this client id.';
+
+/**
+ * What a CONNACK refusal means for the user: MQTT 3.1.1 return codes 1 to 5, and MQTT 5 reason codes
+ * (0x84 = 132 unsupported version … 0x9F = 159 connection rate exceeded; keys in decimal).
+ */
 const REFUSALS: Readonly<Record<number, { hint: string; retryable?: true }>> = {
   1: { hint: 'The broker does not speak this MQTT version: use protocolVersion 4 (MQTT 3.1.1).' },
   2: { hint: 'The broker refused the client id: use another (AWS IoT: at most 128 characters).' },
   3: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
   4: { hint: 'The broker wants a user name and password: AWS IoT needs none, so check the endpoint.' },
-  5: {
-    hint:
-      "The broker refused the connection as not authorized: the claim certificate's policy must allow " +
-      'iot:Connect for this client id.',
-  },
+  5: { hint: NOT_AUTHORIZED },
   132: { hint: 'The broker does not speak this MQTT version: use protocolVersion 4 (MQTT 3.1.1).' },
   133: { hint: 'The broker refused the client id: use another (AWS IoT: at most 128 characters).' },
   134: { hint: 'The broker wants a user name and password: AWS IoT needs none, so check the endpoint.' },
-  135: {
-    hint:
-      "The broker refused the connection as not authorized: the claim certificate's policy must allow " +
-      'iot:Connect for this client id.',
-  },
+  135: { hint: NOT_AUTHORIZED },
   136: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
   137: { hint: 'The broker is busy: try again later.', retryable: true },
   138: { hint: 'The broker has banned this client: ask its operator.' },
