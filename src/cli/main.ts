@@ -94,6 +94,14 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
+// Warnings (the library's plaintext warning with --insecure among them) as the CLI's own "warning:"
+// lines, redacted and terminal-safe, instead of Node's "(node:PID) Warning: …" with a trace hint.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  const lead = process.stderr.isTTY ? '\r\x1b[2K' : '';
+  process.stderr.write(`${lead}warning: ${forTerminal(warning.message)}\n`);
+});
+
 // A reader that went away (`fleet-provision load … | head`) is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {

@@ -311,7 +311,9 @@ describe('plain MQTT', () => {
       '--out',
       join(env.dir, 'insecure'),
     ]);
-    expect(result.stderr).toMatch(/FLEET_PROVISION_PLAINTEXT.*plain MQTT to mqtt:\/\/192\.0\.2\.10:1883/);
+    expect(result.stderr).toMatch(
+      /^warning: provisioning over plain MQTT to mqtt:\/\/192\.0\.2\.10:1883 \(insecure: true\)/m,
+    );
     expect([4, 5]).toContain(result.code);
   });
 });

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { describeProgress } from '../../src/cli/progress-text.js';
 import { FleetProvisioningError } from '../../src/errors.js';
@@ -185,5 +186,32 @@ describe('provision() options', () => {
     expect(describeProgress({ step: 'connecting', endpoint: 'mqtts://h:8883', attempt: 1 }).text).toMatch(
       /with the claim certificate/,
     );
+  });
+});
+
+describe('docs/troubleshooting.md', () => {
+  it('quotes each of these messages as the library produces it', async () => {
+    const doc = (await readFile(new URL('../../docs/troubleshooting.md', import.meta.url), 'utf8')).replace(
+      /\s+/g,
+      ' ',
+    );
+    const lines = claimPrivateKey.trim().split('\n');
+    const encrypted = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' })
+      .toString();
+    const cases: Array<Record<string, unknown>> = [
+      { claimPrivateKey: otherKey },
+      { claimCertificate: claimPrivateKey, claimPrivateKey: claimCertificate },
+      { claimPrivateKey: `${lines.slice(0, 2).join('\n')}\n` },
+      { claimPrivateKey: encrypted },
+      { claimPrivateKey: './claim.private.pem.key' },
+      { caCertificate: 'hello' },
+      { endpoint: 'mqtt://192.0.2.10:1883' },
+      { endpoint: 'mqtts://user:s3cret@host:8883' },
+    ];
+    for (const options of cases) {
+      const error = await failure(options);
+      expect(doc).toContain(error.message);
+    }
   });
 });
