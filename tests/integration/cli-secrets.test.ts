@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encodePayload } from '../../src/codec.js';
-import { type CliResult, runCli, secretsIn } from '../helpers/cli-run.js';
+import { type CliResult, runCli, secretsIn, startCli } from '../helpers/cli-run.js';
 import { type CliSimulator, startCliSimulator } from '../helpers/cli-simulator.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
 import { type FrpResponder, startResponder } from '../helpers/frp-responder.js';
@@ -346,5 +346,35 @@ describe('load', () => {
     const help = await runCli(['load', '--help']);
     expect(help.stdout).toMatch(/Without --endpoint, --template defaults to DemoTemplate/);
     expect(help.stdout).toMatch(/with --endpoint it is required/);
+  });
+});
+
+describe('terminal escapes in a client id', () => {
+  it('the simulator prints a hostile client id shown, not acted on', async () => {
+    const simDir = join(env.dir, 'sim-escapes');
+    const sim = startCli(['simulate', '--port', '0', '--no-tls', '--out', simDir]);
+    try {
+      const endpoint = (await sim.line(/^endpoint: /)).replace('endpoint: ', '').trim();
+      const provisioned = await runCli([
+        'provision',
+        '--endpoint',
+        endpoint,
+        '--template',
+        'DemoTemplate',
+        '--param',
+        'SerialNumber=SN-esc',
+        '--client-id',
+        'dev\u001b]0;owned\u0007\u001b[2J',
+        '--out',
+        join(env.dir, 'escapes'),
+      ]);
+      expect(provisioned.code).toBe(0);
+      await sim.line(/ RegisterThing json accepted client=/);
+    } finally {
+      sim.child.kill('SIGINT');
+    }
+    const result = await sim.exited;
+    expect(result.stdout).toContain('client=dev\\x1b]0;owned\\x07\\x1b[2J');
+    expect(`${result.stdout}${result.stderr}`).not.toMatch(TERMINAL_CONTROLS);
   });
 });
