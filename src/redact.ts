@@ -22,8 +22,33 @@ const BREAK = String.raw`(?:\r?\n|\\r\\n|\\n|\\r)`;
 const PEM_BLOCK =
   /-----BEGIN [A-Z0-9 ]+-----(?=(?:\s|\\[rn])*(?:[A-Za-z0-9+/=]|Proc-Type))[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)/g;
 
-/** The tail of a PEM block whose beginning was cut off: its last body lines and END line. */
-const PEM_TAIL = /(?:[A-Za-z0-9+/=]|\s|\\[rn])*-----END [A-Z0-9 ]+-----/g;
+/** The END line of a PEM block. */
+const PEM_END = /-----END [A-Z0-9 ]+-----/g;
+/** What the body of a PEM block is made of, read backwards from its END line. */
+const BODY_CHARACTER = /[A-Za-z0-9+/=\s]/;
+
+/**
+ * Remove the tail of each PEM block whose beginning was cut off: the END line and the body lines before
+ * it. Walks back from each END line by hand, in linear time: a regular expression that looks backwards
+ * over a long run would retry from every position of it.
+ */
+function removePemTails(text: string): string {
+  let out = '';
+  let from = 0;
+  for (const match of text.matchAll(PEM_END)) {
+    let start = match.index;
+    while (start > from) {
+      const previous = text[start - 1] ?? '';
+      // A JSON-escaped line break (`\n`) first: its letter is also a body character.
+      if ((previous === 'n' || previous === 'r') && text[start - 2] === '\\' && start - 2 >= from) start -= 2;
+      else if (BODY_CHARACTER.test(previous)) start--;
+      else break;
+    }
+    out += `${text.slice(from, start)}${REDACTED}`;
+    from = match.index + match[0].length;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
 
 /**
  * A run of base64, base64url or hex characters, possibly broken into lines. Spaces do not join runs,
@@ -101,7 +126,7 @@ function isKnownFragment(run: string): boolean {
  */
 export function redact(text: string): string {
   if (typeof text !== 'string') return text;
-  let out = text.replace(PEM_BLOCK, REDACTED).replace(PEM_TAIL, REDACTED);
+  let out = removePemTails(text.replace(PEM_BLOCK, REDACTED));
   out = out.replace(RUN, (run) => {
     const body = run.replace(BREAKS, '');
     return body.length >= OPAQUE_LENGTH || isKnownFragment(body) ? REDACTED : run;

@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { forTerminal, jsonDocument } from '../../src/cli/output.js';
 import { parseEndpoint } from '../../src/endpoint.js';
 import { InvalidResponseError, RejectedError } from '../../src/errors.js';
@@ -187,5 +188,42 @@ describe('terminal output', () => {
     expect(text).not.toMatch(CONTROLS);
     expect(text).toContain('\\x1b]0;owned\\x07');
     expect(text).toContain('\nnext');
+  });
+});
+
+describe('redact() property: random secrets in random encodings', () => {
+  const wrap = (text: string, width: number, separator: string) =>
+    text.replace(new RegExp(`.{${width}}`, 'g'), `$&${separator}`);
+
+  it('leaves no 16-character piece of a secret of 80 bytes or more, however it is encoded and wrapped', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 80, maxLength: 700 }),
+        fc.constantFrom('base64', 'base64url', 'hex', 'pem', 'pem-body'),
+        fc.integer({ min: 4, max: 120 }),
+        fc.constantFrom('\n', '\r\n', '\\n', '\\r\\n'),
+        fc.lorem({ maxCount: 5 }),
+        fc.lorem({ maxCount: 5 }),
+        (bytes, encoding, width, separator, before, after) => {
+          const data = Buffer.from(bytes);
+          const flat =
+            encoding === 'hex'
+              ? data.toString('hex')
+              : encoding === 'base64url'
+                ? data.toString('base64url')
+                : data.toString('base64');
+          const encoded =
+            encoding === 'pem'
+              ? `-----BEGIN PRIVATE KEY-----${separator}${wrap(flat, 64, separator)}-----END PRIVATE KEY-----`
+              : wrap(flat, width, separator);
+          const text = redact(`${before} ${encoded} ${after}`);
+          for (let i = 0; i + 16 <= flat.length; i += 5) {
+            expect(text).not.toContain(flat.slice(i, i + 16));
+          }
+          expect(text).toContain(after.slice(-3));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
