@@ -28,6 +28,7 @@ function isDebugModule(value: unknown): value is DebugModule {
 }
 
 const muted = new WeakSet<object>();
+const mutedVia = new Set<string>();
 
 /** The `debug` module that the module at `modulePath` loads, or undefined. */
 function debugModuleFrom(modulePath: string): DebugModule | undefined {
@@ -61,6 +62,8 @@ function namespaceOf(self: unknown): string {
  * @internal
  */
 export function muteWireDebug(via: 'mqtt' | 'aedes' = 'mqtt'): void {
+  if (mutedVia.has(via)) return;
+  mutedVia.add(via);
   const owner = resolveFrom(import.meta.url, via);
   const codec = owner === undefined ? undefined : resolveFrom(owner, 'mqtt-packet');
   const debug = codec === undefined ? undefined : debugModuleFrom(codec);
