@@ -7,6 +7,7 @@
  * A one-line CI secret with literal `\n` sequences (how many CI systems store a PEM) is accepted.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { InvalidArgumentError } from './errors.js';
 import { redact, rememberSecret } from './redact.js';
 
@@ -62,6 +63,16 @@ export function looksLikePath(value: string): boolean {
   );
 }
 
+/** True when `text` is the path of an existing file (and short and plain enough to be one). */
+function namesAFile(text: string): boolean {
+  if (text.length > 255 || /[\r\n]/.test(text) || redact(text) !== text) return false;
+  try {
+    return statSync(text).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Why `value` is not PEM text, in words that say what to do, without repeating it (a path excepted).
  * `name` is the option, flag or variable it came from.
@@ -70,7 +81,7 @@ export function notPemMessage(value: string, name: string, kind: PemKind): strin
   const header = EXPECTED_HEADER[kind];
   const text = value.trim();
   if (text === '') return `${name} is empty: it must hold the ${kind} as PEM text (${header}).`;
-  if (looksLikePath(text)) {
+  if (looksLikePath(text) || namesAFile(text)) {
     return (
       `${name} looks like a file path (${JSON.stringify(text)}), but it must hold the file's content: ` +
       `read the file and pass its text (${header}).`
@@ -171,7 +182,7 @@ export function checkClaimCredentials(
   const keyText = typeof input.privateKey === 'string' ? normalizePem(input.privateKey) : input.privateKey;
   // The key, in whatever form it came, is redacted from every message from now on (a path is not a secret).
   for (const form of [keyText, input.privateKey]) {
-    if (typeof form === 'string' && !looksLikePath(form)) rememberSecret(form);
+    if (typeof form === 'string' && !looksLikePath(form) && !namesAFile(form)) rememberSecret(form);
   }
   const certLabels = typeof certText === 'string' ? labels(certText) : [];
   const keyLabels = typeof keyText === 'string' ? labels(keyText) : [];

@@ -1,5 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { describeProgress } from '../../src/cli/progress-text.js';
 import { FleetProvisioningError } from '../../src/errors.js';
@@ -212,6 +214,22 @@ describe('docs/troubleshooting.md', () => {
     for (const options of cases) {
       const error = await failure(options);
       expect(doc).toContain(error.message);
+    }
+  });
+});
+
+describe('a path without the usual look', () => {
+  it('is recognised when it names an existing file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'claim-path-'));
+    const cwd = process.cwd();
+    try {
+      await writeFile(join(dir, 'claimkey'), claimPrivateKey, { mode: 0o600 });
+      process.chdir(dir);
+      const error = await failure({ claimPrivateKey: 'claimkey' });
+      expect(error.message).toMatch(/claimPrivateKey looks like a file path \("claimkey"\)/);
+    } finally {
+      process.chdir(cwd);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
