@@ -7,8 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
-import { type Endpoint, endpointUrl } from './endpoint.js';
+import { type Endpoint, endpointUrl, isLoopbackHost } from './endpoint.js';
 import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from './errors.js';
+import { mqttLogger, muteWireDebug } from './mqtt-log.js';
 
 /** What {@link openConnection} needs. */
 export interface ConnectionOptions {
@@ -26,6 +27,36 @@ export interface ConnectionOptions {
   /** Deadline for TCP, TLS and CONNACK together. */
   timeoutMs: number;
   signal?: AbortSignal;
+}
+
+const warnedPlaintext = new Set<string>();
+
+/**
+ * Plain `mqtt://` sends the claim credentials' answers (the device's private key, its ownership token)
+ * in clear text. It is allowed to a loopback address (a broker on this machine), or anywhere with
+ * `insecure: true`, which warns once per endpoint and process (`process.emitWarning`, code
+ * `FLEET_PROVISION_PLAINTEXT`).
+ * @throws {InvalidArgumentError} for plaintext to another host without `insecure: true`.
+ * @internal
+ */
+export function checkPlaintext(endpoint: Endpoint, insecure: boolean): void {
+  if (endpoint.protocol !== 'mqtt' || isLoopbackHost(endpoint.host)) return;
+  const url = endpointUrl(endpoint);
+  if (!insecure) {
+    throw new InvalidArgumentError(
+      `${url} is plain MQTT to another machine: the device's new private key and ownership token would ` +
+        'cross the network unencrypted, and no client certificate can be presented. Use mqtts:// ' +
+        '(AWS IoT accepts nothing else), or pass insecure: true (CLI: --insecure) for a test broker on a ' +
+        'network you control.',
+    );
+  }
+  if (warnedPlaintext.has(url)) return;
+  warnedPlaintext.add(url);
+  process.emitWarning(
+    `provisioning over plain MQTT to ${url} (insecure: true): anyone on the network path can read the ` +
+      "device's private key and ownership token.",
+    { code: 'FLEET_PROVISION_PLAINTEXT' },
+  );
 }
 
 /** A unique client id, as AWS IoT disconnects the older of two connections that share one. */
@@ -47,6 +78,7 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   }
   if (signal?.aborted === true) throw new AbortedError(signal.reason);
   const { MqttClient } = await import('mqtt');
+  muteWireDebug();
   const url = endpointUrl(endpoint);
   const client = new MqttClient(
     () => {
@@ -75,6 +107,8 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
       connectTimeout: timeoutMs,
       resubscribe: false,
       queueQoSZero: false,
+      // mqtt.js would log every payload under DEBUG=mqttjs*: this logger prints sizes instead.
+      log: mqttLogger,
     },
   );
 
@@ -94,8 +128,11 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
       const onClose = () =>
         settle(
           new ConnectionLostError(
-            `The connection to ${url} closed before the broker accepted it. If this repeats, the broker ` +
-              'refuses the client certificate: check that it is registered, ACTIVE and signed by a CA it trusts.',
+            tls
+              ? `The connection to ${url} closed before the broker accepted it. If this repeats, the broker ` +
+                  'refuses the client certificate: check that it is registered, ACTIVE and signed by a CA it trusts.'
+              : `The connection to ${url} closed before the broker answered the MQTT CONNECT. If that port ` +
+                  'expects TLS (AWS IoT: 8883 or 443), use mqtts://; otherwise check that an MQTT broker listens there.',
           ),
         );
       const onAbort = () => settle(new AbortedError(signal?.reason));
@@ -137,18 +174,60 @@ function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
+const NOT_AUTHORIZED =
+  'The broker refused the connection as not authorized: the claim certificate must be registered and ' +
+  'ACTIVE, and its policy must allow iot:Connect for this client id.';
+
+/**
+ * What a CONNACK refusal means for the user: MQTT 3.1.1 return codes 1 to 5, and MQTT 5 reason codes
+ * (0x84 = 132 unsupported version … 0x9F = 159 connection rate exceeded; keys in decimal).
+ */
+const REFUSALS: Readonly<Record<number, { hint: string; retryable?: true }>> = {
+  1: { hint: 'The broker does not speak this MQTT version: use protocolVersion 4 (MQTT 3.1.1).' },
+  2: { hint: 'The broker refused the client id: use another (AWS IoT: at most 128 characters).' },
+  3: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
+  4: { hint: 'The broker wants a user name and password: AWS IoT needs none, so check the endpoint.' },
+  5: { hint: NOT_AUTHORIZED },
+  132: { hint: 'The broker does not speak this MQTT version: use protocolVersion 4 (MQTT 3.1.1).' },
+  133: { hint: 'The broker refused the client id: use another (AWS IoT: at most 128 characters).' },
+  134: { hint: 'The broker wants a user name and password: AWS IoT needs none, so check the endpoint.' },
+  135: { hint: NOT_AUTHORIZED },
+  136: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
+  137: { hint: 'The broker is busy: try again later.', retryable: true },
+  138: { hint: 'The broker has banned this client: ask its operator.' },
+  140: { hint: 'The broker wants an authentication method this client does not use: check the endpoint.' },
+  151: { hint: 'The account has reached a quota: try again later.', retryable: true },
+  156: { hint: 'The broker sends this client to another server: check the endpoint.' },
+  157: { hint: 'The broker has moved: check the endpoint.' },
+  159: { hint: 'Too many connections too fast: try again later.', retryable: true },
+};
+
 function connectFailure(url: string, error: Error): ConnectionLostError {
-  const code = 'code' in error ? String(error.code) : '';
+  const code = 'code' in error ? error.code : undefined;
+  // The broker answered CONNACK with a refusal: mqtt.js sets the return or reason code as a number.
+  if (typeof code === 'number' && /^Connection refused/i.test(error.message)) {
+    const refusal = REFUSALS[code];
+    const hint =
+      refusal?.hint ??
+      `The broker gave reason code 0x${code.toString(16).padStart(2, '0')}: see its documentation or log.`;
+    return new ConnectionLostError(`The broker at ${url} refused the connection: ${error.message}. ${hint}`, {
+      cause: error,
+      retryable: refusal?.retryable === true,
+    });
+  }
+  const name = code === undefined ? '' : String(code);
   let hint = 'Check the endpoint, the network and the credentials.';
   let retryable = true;
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(name)) {
     hint = "The server's certificate is not trusted: pass the CA that signs it (for AWS, Amazon Root CA 1).";
     retryable = false;
-  } else if (code === 'ECONNREFUSED') {
+  } else if (name === 'ECONNREFUSED') {
     hint = 'Nothing listens there: check the host and port.';
-  } else if (/Not authorized|Bad username|refused/i.test(error.message)) {
-    hint = 'The broker refused the client certificate: check that it is registered and ACTIVE.';
-  } else if (/alert|handshake|ECONNRESET/i.test(`${code} ${error.message}`)) {
+  } else if (/^mqtt:/.test(url) && /header flag|Invalid|Unexpected|Malformed|protocol/i.test(error.message)) {
+    hint =
+      'The server did not answer in MQTT: if that port expects TLS (AWS IoT: 8883 or 443), use mqtts://.';
+    retryable = false;
+  } else if (/alert|handshake|ECONNRESET/i.test(`${name} ${error.message}`)) {
     hint = 'The TLS handshake failed: the broker may have refused the client certificate.';
   }
   return new ConnectionLostError(`Could not connect to ${url}: ${error.message}. ${hint}`, {

@@ -33,23 +33,29 @@ export function parseEndpoint(endpoint: unknown): Endpoint {
     );
   }
   const text = endpoint.trim();
+  // Whatever the mistake, the message shows the endpoint without a user name or password in it.
+  const shown = JSON.stringify(withoutCredentials(text));
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `mqtts://${text}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new InvalidArgumentError(
-      `Invalid endpoint ${JSON.stringify(text)}: use a host name or mqtts://host:port.`,
-    );
+    throw new InvalidArgumentError(`Invalid endpoint ${shown}: use a host name or mqtts://host:port.`);
   }
   const protocol = url.protocol.slice(0, -1);
   if (protocol !== 'mqtts' && protocol !== 'mqtt') {
     throw new InvalidArgumentError(
-      `Unsupported endpoint scheme "${protocol}:" in ${JSON.stringify(text)}: use mqtts:// (or mqtt:// for a local broker).`,
+      `Unsupported endpoint scheme "${protocol}:" in ${shown}: use mqtts:// (or mqtt:// for a local broker).`,
     );
   }
-  if (url.hostname === '' || (url.pathname !== '' && url.pathname !== '/') || url.username !== '') {
-    throw new InvalidArgumentError(`Invalid endpoint ${JSON.stringify(text)}: give only a host and a port.`);
+  if (url.username !== '' || url.password !== '') {
+    throw new InvalidArgumentError(
+      `Invalid endpoint ${shown}: AWS IoT authenticates devices by their certificate, not a user name or ` +
+        'password. Give only a host and a port, and remove that password from wherever it is stored.',
+    );
+  }
+  if (url.hostname === '' || (url.pathname !== '' && url.pathname !== '/')) {
+    throw new InvalidArgumentError(`Invalid endpoint ${shown}: give only a host and a port.`);
   }
   const port = url.port === '' ? (protocol === 'mqtts' ? DEFAULT_MQTTS_PORT : 1883) : Number(url.port);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -60,4 +66,31 @@ export function parseEndpoint(endpoint: unknown): Endpoint {
 export function endpointUrl(endpoint: Endpoint): string {
   const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
   return `${endpoint.protocol}://${host}:${endpoint.port}`;
+}
+
+/**
+ * An endpoint as typed, with any `user:password@` removed, for messages: a password in a URL is never
+ * repeated.
+ */
+export function withoutCredentials(text: string): string {
+  return text.replace(
+    /^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i,
+    (_match, scheme: string | undefined) => `${scheme ?? ''}***@`,
+  );
+}
+
+/**
+ * True for a host that is this machine: `localhost`, 127.0.0.0/8 and `::1`. Plain `mqtt://` is allowed
+ * there without `insecure: true`: nothing crosses a network.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return (
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    /^127(?:\.\d{1,3}){3}$/.test(name) ||
+    name === '::1' ||
+    /^(?:0{1,4}:){7}0{0,3}1$/.test(name) ||
+    /^::ffff:127(?:\.\d{1,3}){3}$/.test(name)
+  );
 }

@@ -31,9 +31,40 @@ export class FleetProvisioningError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(redact(message), options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      redact(message),
+      options?.cause === undefined ? undefined : { cause: redactedCause(options.cause) },
+    );
     this.code = code;
   }
+}
+
+/**
+ * The cause as given, unless its message or stack holds a secret (a parser quoting its input, a
+ * library echoing a value): then a copy with those redacted, keeping its name and `code`.
+ */
+function redactedCause(cause: unknown): unknown {
+  if (!(cause instanceof Error)) return typeof cause === 'string' ? redact(cause) : cause;
+  if (cause instanceof FleetProvisioningError) return cause;
+  const message = redact(cause.message);
+  const stack = cause.stack === undefined ? undefined : redact(cause.stack);
+  if (message === cause.message && stack === cause.stack) return cause;
+  const copy = new Error(message);
+  copy.name = cause.name;
+  if (stack !== undefined) copy.stack = stack;
+  if ('code' in cause) Object.defineProperty(copy, 'code', { value: cause.code, enumerable: true });
+  return copy;
+}
+
+/**
+ * An issue path safe to show: redacted, without control characters, at most 120 characters. Payload
+ * keys are data from the network and could be anything, a secret included.
+ */
+const CONTROL = new RegExp(`[${String.fromCharCode(0)}-${String.fromCharCode(31)}\u007f-\u009f]`, 'g');
+
+function safePath(path: string): string {
+  const clean = redact(String(path)).replace(CONTROL, '?');
+  return clean.length > 120 ? `${clean.slice(0, 119)}…` : clean;
 }
 
 /** Bad options or template name, found before any network traffic. Fix the call; retrying will not help. */
@@ -84,7 +115,7 @@ export class RejectedError extends FleetProvisioningError {
     );
     this.operation = details.operation;
     this.statusCode = details.statusCode;
-    this.errorCode = details.errorCode;
+    this.errorCode = redact(details.errorCode);
     this.errorMessage = redact(details.errorMessage);
     this.retryable = retryable;
   }
@@ -152,7 +183,8 @@ export class InvalidResponseError extends FleetProvisioningError {
     options?: { cause?: unknown },
   ) {
     const where = details.topic === undefined ? '' : ` on ${details.topic}`;
-    const list = details.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
+    const issues = details.issues.map((i) => ({ path: safePath(i.path), problem: redact(i.problem) }));
+    const list = issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
     super(
       'INVALID_RESPONSE',
       details.message ??
@@ -162,7 +194,7 @@ export class InvalidResponseError extends FleetProvisioningError {
     );
     this.operation = details.operation;
     this.topic = details.topic;
-    this.issues = details.issues;
+    this.issues = issues;
   }
 }
 

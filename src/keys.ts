@@ -161,7 +161,7 @@ export async function createCsr(options: {
 export async function checkCsr(csrPem: string): Promise<CsrSummary> {
   if (typeof csrPem !== 'string' || !csrPem.includes('-----BEGIN') || csrPem.length > MAX_PEM_LENGTH) {
     throw new InvalidArgumentError(
-      'The CSR is not PEM text: pass the content of the .csr file (-----BEGIN CERTIFICATE REQUEST-----).',
+      'The CSR is not PEM text: pass the content of the .csr file (a certificate request block between lines of dashes).',
     );
   }
   const x509 = await import('./x509.js');

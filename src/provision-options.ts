@@ -2,8 +2,10 @@
  * The options of provision(), checked in full before any traffic: every mistake a caller can make is an
  * `INVALID_ARGUMENT` that says what to change.
  */
+import { checkCaCertificate, checkClaimCredentials } from './claim-credentials.js';
+import { checkPlaintext } from './connection.js';
 import type { CredentialFiles } from './credentials.js';
-import { type Endpoint, parseEndpoint } from './endpoint.js';
+import { type Endpoint, endpointUrl, parseEndpoint } from './endpoint.js';
 import { InvalidArgumentError } from './errors.js';
 import { KEY_TYPES, type KeyType } from './keys.js';
 import { redact } from './redact.js';
@@ -164,6 +166,12 @@ export interface ProvisionOptions {
   retry?: RetryOptions | false;
   /** Reconnect with the new certificate afterwards and report whether the broker accepted it. */
   verify?: boolean;
+  /**
+   * Allow plain `mqtt://` to a host that is not this machine. Without it, plaintext is refused unless
+   * the host is a loopback address: the device's new private key and ownership token would cross the
+   * network unencrypted. With it, a warning is emitted (`process.emitWarning`).
+   */
+  insecure?: boolean;
 }
 
 /** The device provision() made. */
@@ -227,6 +235,7 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('provision() needs an options object.');
   }
+  assertKnownOptions(options);
   assertTemplateName(options.templateName);
   const format = options.format ?? 'json';
   assertFormat(format);
@@ -237,18 +246,23 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
       'provision() needs either an endpoint (with claim credentials) or a connected client.',
     );
   }
+  if (options.insecure !== undefined && typeof options.insecure !== 'boolean') {
+    throw new InvalidArgumentError('insecure must be true or false.');
+  }
+  if (client === undefined && endpoint !== undefined) checkPlaintext(endpoint, options.insecure === true);
+  let claimCertificate = options.claimCertificate;
+  let claimPrivateKey = options.claimPrivateKey;
   if (client === undefined && endpoint?.protocol === 'mqtts') {
-    for (const key of ['claimCertificate', 'claimPrivateKey'] as const) {
-      if (!isPem(options[key])) {
-        throw new InvalidArgumentError(
-          `${key} must be PEM text (-----BEGIN …-----) to connect to ${options.endpoint}.`,
-        );
-      }
-    }
+    const claim = checkClaimCredentials(
+      { certificate: options.claimCertificate, privateKey: options.claimPrivateKey },
+      undefined,
+      `connecting to ${endpointUrl(endpoint)}`,
+    );
+    claimCertificate = claim.certificate;
+    claimPrivateKey = claim.privateKey;
   }
-  if (options.caCertificate !== undefined && !isPem(options.caCertificate)) {
-    throw new InvalidArgumentError('caCertificate must be PEM text (-----BEGIN CERTIFICATE-----).');
-  }
+  const caCertificate =
+    options.caCertificate === undefined ? undefined : checkCaCertificate(options.caCertificate);
   if (options.verify === true && endpoint === undefined) {
     throw new InvalidArgumentError('verify needs the endpoint, to reconnect there with the new certificate.');
   }
@@ -275,9 +289,9 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
   return {
     endpoint,
     client,
-    claimCertificate: options.claimCertificate,
-    claimPrivateKey: options.claimPrivateKey,
-    caCertificate: options.caCertificate,
+    claimCertificate,
+    claimPrivateKey,
+    caCertificate,
     clientId: options.clientId,
     protocolVersion: options.protocolVersion ?? 4,
     templateName: options.templateName,
@@ -310,6 +324,80 @@ function guardedProgress(
       });
     }
   };
+}
+
+/** Every option provision() reads; anything else is a misspelling. */
+const PROVISION_OPTION_NAMES = [
+  'endpoint',
+  'claimCertificate',
+  'claimPrivateKey',
+  'caCertificate',
+  'client',
+  'clientId',
+  'protocolVersion',
+  'templateName',
+  'parameters',
+  'keys',
+  'csrSubject',
+  'format',
+  'timeoutMs',
+  'signal',
+  'outDir',
+  'onProgress',
+  'retry',
+  'verify',
+  'existing',
+  'insecure',
+] as const;
+
+/**
+ * Refuse an option name provision() does not know (in plain JavaScript `outdir` would otherwise be
+ * silently ignored), suggesting the nearest known one.
+ * @throws {InvalidArgumentError} `Unknown option "outdir" … did you mean "outDir"?`
+ */
+export function assertKnownOptions(
+  options: object,
+  known: readonly string[] = PROVISION_OPTION_NAMES,
+  what = 'provision()',
+): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const nearest = suggest(name, known);
+    throw new InvalidArgumentError(
+      `Unknown option ${JSON.stringify(name.slice(0, 60))} in ${what}` +
+        (nearest === undefined ? '' : `: did you mean ${JSON.stringify(nearest)}?`) +
+        ` Known options: ${known.join(', ')}.`,
+    );
+  }
+}
+
+/** The known name closest to `name` (case-insensitive edit distance at most 3), or undefined. */
+function suggest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  const lower = name.toLowerCase();
+  for (const candidate of known) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return 4;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 4;
 }
 
 function isPem(value: unknown): value is string {

@@ -4,6 +4,7 @@
  * whose errors name the flag (or the variable) that was wrong.
  */
 import { parseArgs } from 'node:util';
+import { redact } from '../redact.js';
 
 /** A mistake on the command line: exit code 2, with a message naming the flag. */
 export class UsageError extends Error {
@@ -33,10 +34,21 @@ type Value = string | boolean | (string | boolean)[];
 export class Flags {
   readonly #command: string;
   readonly #values: Map<string, { value: Value; source: string }>;
+  readonly #fromEnv: ReadonlySet<string>;
 
-  constructor(command: string, values: Map<string, { value: Value; source: string }>) {
+  constructor(
+    command: string,
+    values: Map<string, { value: Value; source: string }>,
+    fromEnv: ReadonlySet<string> = new Set(),
+  ) {
     this.#command = command;
     this.#values = values;
+    this.#fromEnv = fromEnv;
+  }
+
+  /** `--name (or FLEET_PROVISION_NAME)` when the variable is read for this command, `--name` otherwise. */
+  describe(name: string): string {
+    return this.#fromEnv.has(name) ? `--${name} (or ${envName(name)})` : `--${name}`;
   }
 
   /** `--name` or `FLEET_PROVISION_NAME`, whichever gave the value. */
@@ -62,7 +74,7 @@ export class Flags {
   required(name: string): string {
     const value = this.string(name);
     if (value === undefined) {
-      throw this.usage(`missing required flag --${name} (or ${envName(name)}).`);
+      throw this.usage(`missing required flag ${this.describe(name)}.`);
     }
     return value;
   }
@@ -88,7 +100,7 @@ export class Flags {
     if (!/^\d+$/.test(text.trim()) || value < bounds.min || value > max) {
       const range =
         bounds.max === undefined ? `${bounds.min} or more` : `from ${bounds.min} to ${bounds.max}`;
-      throw this.usage(`${this.source(name)} must be a whole number ${range}, not ${JSON.stringify(text)}.`);
+      throw this.usage(`${this.source(name)} must be a whole number ${range}, not ${shown(text)}.`);
     }
     return value;
   }
@@ -99,9 +111,7 @@ export class Flags {
     if (text === undefined) return undefined;
     const found = choices.find((c) => c === text);
     if (found === undefined) {
-      throw this.usage(
-        `${this.source(name)} must be one of ${choices.join(', ')}, not ${JSON.stringify(text)}.`,
-      );
+      throw this.usage(`${this.source(name)} must be one of ${choices.join(', ')}, not ${shown(text)}.`);
     }
     return found;
   }
@@ -127,6 +137,8 @@ export function parseFlags(
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = { type: spec.type, ...(spec.multiple === true ? { multiple: true } : {}) };
   }
+  const pem = pemArgument(argv);
+  if (pem !== undefined) throw new UsageError(`${command}: ${pem}`);
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -144,7 +156,35 @@ export function parseFlags(
     if (text === undefined || text === '') continue;
     values.set(name, { value: fromEnv(command, variable, text, spec), source: variable });
   }
-  return new Flags(command, values);
+  const envFlags = new Set(
+    Object.entries(specs).flatMap(([name, spec]) => (spec.env === true ? [name] : [])),
+  );
+  return new Flags(command, values, envFlags);
+}
+
+/** A value as a message may repeat it: short, redacted, one line. */
+export function shown(text: string): string {
+  const clean = redact(text);
+  return JSON.stringify(clean.length > 40 ? `${clean.slice(0, 40)}…` : clean);
+}
+
+/**
+ * PEM text on the command line (`--claim-key "$(cat key.pem)"`): parseArgs would call it a flag
+ * without its value, or an unknown flag. Say what it is instead, without repeating it.
+ */
+function pemArgument(argv: string[]): string | undefined {
+  for (const [index, arg] of argv.entries()) {
+    const inline = /^(--[a-z-]+)=[\s\S]*-----BEGIN /.exec(arg);
+    const flag = inline?.[1] ?? (arg.includes('-----BEGIN ') ? argv[index - 1] : undefined);
+    if (inline === null && !arg.includes('-----BEGIN ')) continue;
+    const named = flag !== undefined && /^--[a-z-]+$/.test(flag) ? flag : 'an argument';
+    const variable = named === 'an argument' ? 'its FLEET_PROVISION_* variable' : envName(named.slice(2));
+    return (
+      `${named} holds PEM text, but flags take the path of a file (text on the command line shows in ps ` +
+      `and shell history): save it to a file and pass the path, or put the text in ${variable}.`
+    );
+  }
+  return undefined;
 }
 
 function fromEnv(command: string, variable: string, text: string, spec: FlagSpec): Value {

@@ -3,9 +3,18 @@
  * parameters, timeouts), shared by `provision` and `load`, turned into provision() options.
  */
 import { readFile } from 'node:fs/promises';
+import {
+  checkCaCertificate,
+  checkClaimCredentials,
+  looksLikePath,
+  normalizePem,
+  notPemMessage,
+  type PemKind,
+} from '../claim-credentials.js';
 import { KEY_TYPES } from '../keys.js';
 import type { KeySource, ProvisionOptions } from '../provision-options.js';
-import type { FlagSpecs, Flags } from './args.js';
+import { redact, rememberSecret } from '../redact.js';
+import { envName, type FlagSpecs, type Flags } from './args.js';
 
 /** The connection and request flags. `env`: whether FLEET_PROVISION_* variables may set them. */
 export function connectionFlagSpecs(env: boolean): FlagSpecs {
@@ -23,6 +32,7 @@ export function connectionFlagSpecs(env: boolean): FlagSpecs {
     format: { type: 'string', env },
     timeout: { type: 'string', env },
     retries: { type: 'string', env },
+    insecure: { type: 'boolean', env },
   };
 }
 
@@ -38,7 +48,7 @@ export async function keySourceFrom(flags: Flags): Promise<KeySource> {
         `${flags.source('csr')} and ${flags.source('keys')} exclude each other: a CSR brings its own key.`,
       );
     }
-    return { csr: await readPem(flags, 'csr') };
+    return { csr: await readPem(flags, 'csr', 'CSR') };
   }
   if (keys === undefined || keys === 'server' || keys === 'generate') return keys ?? 'server';
   return { generate: keys };
@@ -87,26 +97,51 @@ export function parametersFrom(flags: Flags): Record<string, string> | undefined
 
 /**
  * A PEM file named by a flag. From an environment variable the value may also be the PEM text itself,
- * which is how CI systems hand out secrets; on the command line it is always a path (arguments show in
- * `ps`).
+ * which is how CI systems hand out secrets (a one-line secret with literal `\n` sequences included);
+ * on the command line it is always a path (arguments show in `ps`). A value that is neither is
+ * described (base64 of the file, a body without its header lines, hex…) and never repeated, except a
+ * path.
  * @throws {UsageError} when the file cannot be read or holds no PEM.
  */
-export async function readPem(flags: Flags, name: string): Promise<string> {
+export async function readPem(flags: Flags, name: string, kind: PemKind): Promise<string> {
   const value = flags.required(name);
   const source = flags.source(name);
-  if (source.startsWith('FLEET_PROVISION_') && value.trimStart().startsWith('-----BEGIN ')) return value;
-  let text: string;
+  const fromEnv = source.startsWith('FLEET_PROVISION_');
+  // Whatever the variable holds, it may be a secret in some encoding: never print any of it.
+  if (fromEnv && !looksLikePath(value)) rememberSecret(value);
+  const text = normalizePem(value);
+  if (text.includes('-----BEGIN ')) {
+    if (fromEnv) return text;
+    throw flags.usage(
+      `${source} holds PEM text, but takes the path of a file: save the text to a file and pass its path, ` +
+        `or put the text in ${envName(name)}.`,
+    );
+  }
+  const path = looksLikePath(value) ? JSON.stringify(value.trim()) : undefined;
+  let content: string;
   try {
-    text = await readFile(value, 'utf8');
+    content = await readFile(value, 'utf8');
   } catch (error) {
     const code =
       typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'error';
-    throw flags.usage(`cannot read the ${source} file ${JSON.stringify(value)} (${code}).`);
+    const echo =
+      path ??
+      (!fromEnv && !/[\r\n]/.test(value) && value.length <= 255 && redact(value) === value
+        ? JSON.stringify(value)
+        : undefined);
+    if (echo !== undefined) throw flags.usage(`cannot read the ${source} file ${echo} (${code}).`);
+    // Not a path: say what the value looks like instead of repeating it.
+    throw flags.usage(
+      `${notPemMessage(value, source, kind)} ${source} takes ${fromEnv ? 'the PEM text or ' : ''}the path of a PEM file.`,
+    );
   }
-  if (!text.includes('-----BEGIN ')) {
-    throw flags.usage(`the ${source} file ${JSON.stringify(value)} holds no PEM (-----BEGIN …-----).`);
+  const pem = normalizePem(content);
+  if (!pem.includes('-----BEGIN ')) {
+    const what = notPemMessage(content, `the ${source} file ${path ?? ''}`.trimEnd(), kind);
+    throw flags.usage(what);
   }
-  return text;
+  if (kind === 'private key') rememberSecret(pem);
+  return pem;
 }
 
 /** What to ask for (template, parameters, keys, format, deadlines), without where: the flags say. */
@@ -121,8 +156,7 @@ export async function requestOptionsFrom(
   defaults: { templateName?: string } = {},
 ): Promise<RequestOptions> {
   const templateName = flags.string('template') ?? defaults.templateName;
-  if (templateName === undefined)
-    throw flags.usage('missing required flag --template (or FLEET_PROVISION_TEMPLATE).');
+  if (templateName === undefined) throw flags.usage(`missing required flag ${flags.describe('template')}.`);
   const keys = await keySourceFrom(flags);
   const parameters = parametersFrom(flags);
   const format = flags.choice('format', ['json', 'cbor'] as const);
@@ -145,39 +179,75 @@ export function usesTls(endpoint: string): boolean {
   return !/^mqtt:\/\//i.test(endpoint.trim());
 }
 
-/** Where to connect and with which credentials: `--endpoint` and the PEM files (read here). */
+/** The claim flags that plain `mqtt://` cannot use. */
+const TLS_ONLY_FLAGS = ['claim-cert', 'claim-key', 'ca'] as const;
+
+/**
+ * Where to connect and with which credentials: `--endpoint` and the PEM files (read and checked here:
+ * a key that does not match its certificate, the two swapped, a damaged file are usage errors before
+ * any traffic). Over plain `mqtt://` the claim flags cannot be used; `warn` says so.
+ */
 export async function connectionOptionsFrom(
   flags: Flags,
+  warn: (line: string) => void = () => {},
 ): Promise<
-  Pick<ProvisionOptions, 'claimCertificate' | 'claimPrivateKey' | 'caCertificate'> & { endpoint: string }
+  Pick<ProvisionOptions, 'claimCertificate' | 'claimPrivateKey' | 'caCertificate' | 'insecure'> & {
+    endpoint: string;
+  }
 > {
   const endpoint = flags.required('endpoint');
-  const tls = usesTls(endpoint);
-  // Plain MQTT (a local broker) needs no client certificate; over TLS both halves are required.
-  const claimCertificate = tls || flags.has('claim-cert') ? await readPem(flags, 'claim-cert') : undefined;
-  const claimPrivateKey = tls || flags.has('claim-key') ? await readPem(flags, 'claim-key') : undefined;
-  const caCertificate = flags.has('ca') ? await readPem(flags, 'ca') : undefined;
+  const insecure = flags.boolean('insecure') ? { insecure: true } : {};
+  if (!usesTls(endpoint)) {
+    const given = TLS_ONLY_FLAGS.filter((name) => flags.has(name)).map((name) => flags.source(name));
+    if (given.length > 0) {
+      warn(
+        `${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} not used: plain mqtt:// has no TLS, so no ` +
+          'client certificate is presented and the server is not verified. Use mqtts:// to use them.',
+      );
+    }
+    return { endpoint, ...insecure };
+  }
+  const names = {
+    certificate: flags.source('claim-cert'),
+    privateKey: flags.source('claim-key'),
+    ca: flags.source('ca'),
+  };
+  const claim = checkClaimCredentials(
+    {
+      certificate: await readPem(flags, 'claim-cert', 'certificate'),
+      privateKey: await readPem(flags, 'claim-key', 'private key'),
+    },
+    names,
+  );
+  const caCertificate = flags.has('ca')
+    ? checkCaCertificate(await readPem(flags, 'ca', 'CA certificate'), names.ca)
+    : undefined;
   return {
     endpoint,
-    ...(claimCertificate === undefined ? {} : { claimCertificate }),
-    ...(claimPrivateKey === undefined ? {} : { claimPrivateKey }),
+    claimCertificate: claim.certificate,
+    claimPrivateKey: claim.privateKey,
     ...(caCertificate === undefined ? {} : { caCertificate }),
+    ...insecure,
   };
 }
 
 /** The full provision() options from the flags: where, with which credentials (files read), and what. */
-export async function provisionOptionsFrom(flags: Flags): Promise<ProvisionOptions & { endpoint: string }> {
+export async function provisionOptionsFrom(
+  flags: Flags,
+  warn?: (line: string) => void,
+): Promise<ProvisionOptions & { endpoint: string }> {
   const request = await requestOptionsFrom(flags);
-  return { ...request, ...(await connectionOptionsFrom(flags)) };
+  return { ...request, ...(await connectionOptionsFrom(flags, warn)) };
 }
 
 /** The help text of the connection flags. */
 export const CONNECTION_FLAGS_HELP = `  --endpoint <host|url>   AWS IoT data endpoint (abc123-ats.iot.eu-west-1.amazonaws.com),
                           or mqtts://host:port (443 uses ALPN x-amzn-mqtt-ca), mqtt://host:port
   --template <name>       provisioning template name
-  --claim-cert <file>     claim certificate (PEM)
-  --claim-key <file>      claim certificate's private key (PEM)
-  --ca <file>             CA of the server certificate (PEM; default: Node's roots, which include Amazon's)
+  --claim-cert <file>     claim certificate (PEM); not used with mqtt://
+  --claim-key <file>      claim certificate's private key (PEM); not used with mqtt://
+  --ca <file>             CA of the server certificate (PEM; default: Node's roots, which include
+                          Amazon's); not used with mqtt://
   --param KEY=VALUE       template parameter; repeat for more
   --params-json <json>    template parameters as a JSON object of strings (--param wins)
   --client-id <id>        MQTT client id of the claim connection (default: unique per run)
@@ -186,4 +256,6 @@ export const CONNECTION_FLAGS_HELP = `  --endpoint <host|url>   AWS IoT data end
   --csr <file>            use your own CSR (key kept elsewhere, e.g. a secure element)
   --format json|cbor      payload format (default json)
   --timeout <ms>          deadline of each connection and operation (default 30000)
-  --retries <n>           retries of 429/5xx answers, timeouts and lost connections (default 3)`;
+  --retries <n>           retries of 429/5xx answers, timeouts and lost connections (default 3)
+  --insecure              allow plain mqtt:// to a host other than this machine (prints a warning:
+                          the device's key and token cross the network unencrypted)`;

@@ -4,9 +4,9 @@
  * asked for, so `fleet-provision provision` never loads the simulator or its broker.
  */
 import { readFileSync } from 'node:fs';
-import { redact } from '../redact.js';
 import type { Command, CommandContext } from './context.js';
 import { EXIT, exitCodeOf } from './exit-codes.js';
+import { forTerminal } from './output.js';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   provision: () => import('./commands/provision.js'),
@@ -59,7 +59,7 @@ async function main(args: string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (load === undefined) {
-    process.stderr.write(`error: unknown command ${JSON.stringify(redact(name))}\n\n${USAGE}\n`);
+    process.stderr.write(`error: unknown command ${forTerminal(JSON.stringify(name))}\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   const command = await load();
@@ -90,13 +90,21 @@ async function main(args: string[]): Promise<number> {
       code === EXIT.unexpected && error instanceof Error ? ` (${error.name}; please report this)` : '';
     // On a terminal, wipe the live progress line the error interrupts.
     const lead = process.stderr.isTTY ? '\r\x1b[2K' : '';
-    process.stderr.write(`${lead}error: ${redact(message)}${detail}\n`);
+    process.stderr.write(`${lead}error: ${forTerminal(message)}${detail}\n`);
     return code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
+
+// Warnings (the library's plaintext warning with --insecure among them) as the CLI's own "warning:"
+// lines, redacted and terminal-safe, instead of Node's "(node:PID) Warning: …" with a trace hint.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  const lead = process.stderr.isTTY ? '\r\x1b[2K' : '';
+  process.stderr.write(`${lead}warning: ${forTerminal(warning.message)}\n`);
+});
 
 // A reader that went away (`fleet-provision load … | head`) is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {

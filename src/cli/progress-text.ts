@@ -23,7 +23,11 @@ export function describeProgress(event: ProgressEvent): { step: string; text: st
     case 'connecting':
       return {
         step: 'connecting',
-        text: `connecting to ${event.endpoint} with the claim certificate${event.attempt > 1 ? ` (connection ${event.attempt})` : ''}`,
+        text: `connecting to ${event.endpoint} ${
+          event.endpoint.startsWith('mqtt://')
+            ? 'over plain MQTT (no TLS: no certificate presented, nothing encrypted)'
+            : 'with the claim certificate'
+        }${event.attempt > 1 ? ` (connection ${event.attempt})` : ''}`,
       };
     case 'subscribed':
       return { step: 'subscribed', text: 'subscribed to the accepted/rejected topics' };

@@ -40,7 +40,7 @@ export async function systemParametersFrom(flags: Flags): Promise<Record<string,
   const needsCertificate = wanted.some(([, fact]) => fact === 'certificate-id');
   const facts = await systemFacts({
     ...(root === undefined ? {} : { root }),
-    ...(needsCertificate ? { claimCertificate: await readPem(flags, 'claim-cert') } : {}),
+    ...(needsCertificate ? { claimCertificate: await readPem(flags, 'claim-cert', 'certificate') } : {}),
   });
   const out: Record<string, string> = {};
   for (const [key, fact] of wanted) {

@@ -9,6 +9,7 @@ import { createServer as createNetServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { InvalidArgumentError } from '../errors.js';
+import { muteWireDebug } from '../mqtt-log.js';
 import { parseTopic } from '../topics.js';
 import { certificateIdOf } from './ca.js';
 import { limitPacketSize } from './packet-size.js';
@@ -83,6 +84,8 @@ export async function startBroker(options: {
   const answerTargets = new WeakMap<Buffer, Client>();
   let subscribeBatch: WeakMap<Client, Map<string, boolean>> = new WeakMap();
 
+  // The broker's packet codec would print every answer (keys, tokens) under DEBUG=mqtt-packet:*.
+  muteWireDebug('aedes');
   const aedes = await Aedes.createBroker({
     authenticate(client, _username, _password, done) {
       const conn = client.conn;

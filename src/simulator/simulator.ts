@@ -16,8 +16,8 @@ import {
 import type { BrokerConnection, RunningBroker } from './broker.js';
 import type { AccountPolicies } from './connection-policy.js';
 import type { Faults } from './faults.js';
-import type { SimulatorIdentity } from './identity.js';
 import { iotResource } from './iam-policy.js';
+import type { SimulatorIdentity } from './identity.js';
 import { isSys, mayPublish, maySubscribe, type Role } from './policy.js';
 import { RateLimiter } from './rate-limit.js';
 import type { Registry } from './registry.js';

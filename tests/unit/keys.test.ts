@@ -1,6 +1,5 @@
 import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import * as x509 from '../../src/x509.js';
 import { FleetProvisioningError, InvalidArgumentError } from '../../src/errors.js';
 import {
   certificateMatchesCsr,
@@ -14,6 +13,7 @@ import {
   KEY_TYPES,
   type KeyType,
 } from '../../src/keys.js';
+import * as x509 from '../../src/x509.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const EXPECTED: Record<KeyType, { type: 'ec' | 'rsa'; curve?: string; bits?: number; hash: string }> = {

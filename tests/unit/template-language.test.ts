@@ -4,8 +4,8 @@
  * IoT policies (Deny wins, wildcards, NotAction, policy variables that do not resolve).
  */
 import { describe, expect, it } from '@jest/globals';
-import { type EvaluationScope, evaluate, TemplateProblem } from '../../src/simulator/intrinsics.js';
 import { IotPolicy, isAllowed } from '../../src/simulator/index.js';
+import { type EvaluationScope, evaluate, TemplateProblem } from '../../src/simulator/intrinsics.js';
 
 const scope = (values: Record<string, string>, extra: Partial<EvaluationScope> = {}): EvaluationScope => ({
   values,

@@ -88,12 +88,12 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     if (templateName === undefined || !TEMPLATE_NAME.test(templateName)) {
       throw flags.usage('online mode needs --template <name> (1-36 of [0-9A-Za-z_-]).');
     }
-    const caCertificate = flags.has('ca') ? await readPem(flags, 'ca') : undefined;
+    const caCertificate = flags.has('ca') ? await readPem(flags, 'ca', 'CA certificate') : undefined;
     title = `fleet-provision doctor (online): ${endpoint}, template ${templateName}`;
     checks = await onlineChecks({
       endpoint,
-      claimCertificate: await readPem(flags, 'claim-cert'),
-      claimPrivateKey: await readPem(flags, 'claim-key'),
+      claimCertificate: await readPem(flags, 'claim-cert', 'certificate'),
+      claimPrivateKey: await readPem(flags, 'claim-key', 'private key'),
       ...(caCertificate === undefined ? {} : { caCertificate }),
       templateName,
       clientId,
@@ -125,7 +125,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const problems = checks.filter((c) => !c.ok);
   if (flags.boolean('json')) {
     const mode = online ? 'online' : 'offline';
-    output.printRaw(`${JSON.stringify({ mode, ok: problems.length === 0, checks }, null, 2)}\n`);
+    output.printJson({ mode, ok: problems.length === 0, checks });
   } else {
     output.print(title);
     for (const c of checks) {

@@ -60,8 +60,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     await syncDirectory(to);
   });
   const files = credentialFiles(to, privateKeyPem !== undefined);
-  if (flags.boolean('json'))
-    output.printRaw(`${JSON.stringify({ certificateId: device.certificateId, files }, null, 2)}\n`);
+  if (flags.boolean('json')) output.printJson({ certificateId: device.certificateId, files });
   else output.print(`exported certificate ${device.certificateId} to ${to} as plain files`);
   return EXIT.ok;
 }

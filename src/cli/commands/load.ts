@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { withoutCredentials } from '../../endpoint.js';
 import type { ProvisionOptions } from '../../provision-options.js';
 import { type Flags, parseFlags } from '../args.js';
 import {
@@ -37,7 +38,8 @@ Options:
   --json                  print the figures as JSON on stdout instead of the summary
   --quiet                 no progress bar
 ${CONNECTION_FLAGS_HELP}
-                          --template defaults to DemoTemplate; parameters default to
+                          Without --endpoint, --template defaults to DemoTemplate (the simulator's);
+                          with --endpoint it is required. Parameters default to
                           SerialNumber=load-<run>-<i>; "{i}" in a --param value becomes the device's number;
                           --client-id is refused: every device connects with its own
   --help                  show this help
@@ -72,10 +74,12 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   // Each provision() in flight listens for the abort: C at a time is expected, not a leak.
   setMaxListeners(concurrency * 4 + 10, context.signal);
 
-  const target = flags.has('endpoint') ? await endpointTarget(flags) : await simulatorTarget(flags);
+  const target = flags.has('endpoint')
+    ? await endpointTarget(flags, (line) => output.warn(line))
+    : await simulatorTarget(flags);
   if (!target.simulator) {
     output.warn(
-      `load against ${target.options.endpoint} creates ${devices} real things and certificates there, ` +
+      `load against ${withoutCredentials(target.options.endpoint)} creates ${devices} real things and certificates there, ` +
         'and does not delete them.',
     );
   }
@@ -101,7 +105,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     });
     if (reportPath !== undefined)
       await writeFile(resolve(reportPath), `${JSON.stringify(report, null, 2)}\n`);
-    if (json) output.printRaw(`${JSON.stringify(report, null, 2)}\n`);
+    if (json) output.printJson(report);
     else printSummary(output, report, reportPath);
     for (const [code, { first }] of outcome.failures) {
       output.note(`first ${code}: ${first instanceof Error ? first.message : String(first)}`);
@@ -121,13 +125,13 @@ interface Target {
   close(): Promise<void>;
 }
 
-async function endpointTarget(flags: Flags): Promise<Target> {
-  return { options: await provisionOptionsFrom(flags), simulator: false, close: async () => {} };
+async function endpointTarget(flags: Flags, warn: (line: string) => void): Promise<Target> {
+  return { options: await provisionOptionsFrom(flags, warn), simulator: false, close: async () => {} };
 }
 
 /** A simulator in this process (EC P-256 server keys: RSA key generation would dominate the figures). */
 async function simulatorTarget(flags: Flags): Promise<Target> {
-  for (const name of ['claim-cert', 'claim-key', 'ca']) {
+  for (const name of ['claim-cert', 'claim-key', 'ca', 'insecure']) {
     if (flags.has(name))
       throw flags.usage(`--${name} needs --endpoint: the in-process simulator has its own.`);
   }

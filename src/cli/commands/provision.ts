@@ -130,7 +130,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
 
   const device = await provision({
     ...request,
-    ...(await connectionOptionsFrom(flags)),
+    ...(await connectionOptionsFrom(flags, (line) => output.warn(line))),
     outDir,
     existing: force ? 'replace' : 'reuse',
     verify,
@@ -183,7 +183,7 @@ function emitJson(output: Output, result: JsonResult): void {
     alreadyProvisioned,
     ...(verified === undefined ? {} : { verified }),
   };
-  output.printRaw(`${JSON.stringify(picked, null, 2)}\n`);
+  output.printJson(picked);
 }
 
 function filesIn(directory: string): CredentialFiles {
