@@ -90,6 +90,10 @@ export const DeviceJsonSchema = z.object({
    * tell a set made for another serial number. Absent in sets written by older versions.
    */
   parametersSha256: z.optional(z.string()),
+  /** ISO 8601: when rotate() last replaced the certificate (absent until then). */
+  rotatedAt: z.optional(z.string()),
+  /** The certificate rotate() replaced, to deactivate once the new one is in use. */
+  previousCertificateId: z.optional(z.string()),
 });
 /** The content of `device.json`. */
 export type DeviceJson = z.infer<typeof DeviceJsonSchema>;
@@ -119,6 +123,11 @@ export const StagedStateSchema = z.object({
   templateName: z.string(),
   /** SHA-256 (hex) of the template parameters. */
   parametersSha256: z.string(),
+  /**
+   * `rotate` for a set made by rotate(): it replaces a live set only after its certificate has connected,
+   * so provision() leaves it to the next rotate(). Absent for provision()'s sets.
+   */
+  purpose: z.optional(z.enum(['provision', 'rotate'])),
 });
 /** The content of a staged set's `state.json`. */
 export type StagedState = z.infer<typeof StagedStateSchema>;
