@@ -129,7 +129,12 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     ...(retries === undefined ? {} : { retry: { attempts: retries + 1 } }),
     verify: !flags.boolean('no-verify'),
     signal: context.signal,
-    onProgress: (event) => output.status(progressLine(event)),
+    onProgress: (event) =>
+      output.status(
+        event.step === 'connecting'
+          ? `${'connecting'.padEnd(12)}connecting to ${event.endpoint} with the current certificate${event.attempt > 1 ? ` (connection ${event.attempt})` : ''}`
+          : progressLine(event),
+      ),
   });
   output.finish();
   for (const id of rotated.abandonedCertificateIds) {

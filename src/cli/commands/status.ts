@@ -38,8 +38,23 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const status = await readSetStatus(resolve(flags.required('out')));
   const ok = status.problems.length === 0;
   if (flags.boolean('json')) {
-    const { expiresInMs: _ms, ...shown } = status;
-    output.printRaw(`${JSON.stringify({ ok, ...shown }, null, 2)}\n`);
+    // In reading order; never a key or a PEM body.
+    const shown = {
+      ok,
+      directory: status.directory,
+      thingName: status.thingName,
+      certificateId: status.certificateId,
+      issuer: status.issuer,
+      notAfter: status.notAfter,
+      daysLeft: status.daysLeft,
+      keyType: status.keyType,
+      keyMatchesCertificate: status.keyMatchesCertificate,
+      modes: status.modes,
+      modesOk: status.modesOk,
+      unfinished: status.unfinished,
+      problems: status.problems,
+    };
+    output.printRaw(`${JSON.stringify(shown, null, 2)}\n`);
   } else {
     const modes = status.modes;
     const rows: Array<[string, string | undefined]> = [
