@@ -299,6 +299,23 @@ export class Provisioning {
     if (staged === undefined) {
       plan.onProgress({ step: 'registered', thingName: answer.thingName });
     } else if (rotation !== undefined) {
+      const expected = rotation.current.thingName;
+      if (answer.thingName !== undefined && answer.thingName !== expected) {
+        // Not a rotation: the template attached the certificate to another thing. Never switch to it.
+        await this.#abandon(
+          certificate.certificateId,
+          staged,
+          `RegisterThing attached it to thing ${answer.thingName}`,
+        );
+        throw new InvalidResponseError({
+          operation: 'RegisterThing',
+          issues: [{ path: 'thingName', problem: 'is not the thing being rotated' }],
+          message:
+            `RegisterThing attached the new certificate ${certificate.certificateId} to thing ${answer.thingName}, ` +
+            `not to ${expected}: the rotation template must name the device's own thing (check its parameters). ` +
+            `The previous certificate stays in use; deactivate ${certificate.certificateId}.`,
+        });
+      }
       // A rotation records the answer, proves the new certificate, and only then switches.
       await this.#commit(staged, certificate.certificateId, record.thingName, record, false);
       await this.#run.close();

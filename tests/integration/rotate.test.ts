@@ -291,6 +291,25 @@ describe('rotate()', () => {
     expectOnlyActive(before, [oldId, rotated.certificateId, ...rotated.abandonedCertificateIds]);
   }, 60_000);
 
+  it('a template that attaches the certificate to another thing: INVALID_RESPONSE, old set live, reported', async () => {
+    const thing = 'rot-elsewhere';
+    const { dir, certificateId: oldId, before } = await provisioned(thing);
+    const issued = sim.certificates().length;
+    const error = await rotate({
+      ...rotationOptions(dir, thing),
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'rot-elsewhere-2' },
+    }).catch((e: unknown) => e);
+    const stray = sim.certificates()[issued]?.certificateId ?? '?';
+    expect(error).toMatchObject({ code: 'INVALID_RESPONSE', operation: 'RegisterThing' });
+    expect(String(error)).toContain(`deactivate ${stray}`);
+    expect((await live(dir)).certificateId).toBe(oldId);
+    expect((await live(dir)).device.thingName).toBe(thing);
+    const rotated = await rotate(rotationOptions(dir, thing));
+    expect(rotated.abandonedCertificateIds).toEqual([stray]);
+    expectOnlyActive(before, [oldId, rotated.certificateId, stray]);
+  }, 60_000);
+
   it('refuses a directory without a complete set, and a CSR, before any traffic', async () => {
     const temp = await tempDir('rotate-empty-');
     cleanups.push(temp.remove);
