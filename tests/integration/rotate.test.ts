@@ -14,6 +14,7 @@ import type { ProgressEvent } from '../../src/provision-options.js';
 import { type RotatedDevice, rotate } from '../../src/rotate.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
+import { closeClients } from '../helpers/mqtt.js';
 import { closedByServer, connectOutcome, connectTo } from '../helpers/sim-mqtt.js';
 import { certificateIdOf } from '../helpers/x509.js';
 
@@ -207,6 +208,7 @@ describe('rotate()', () => {
     sim.deactivateCertificate(rotated.previousCertificateId);
     await closed;
     expect(open.connected).toBe(false);
+    await closeClients(open);
     expect(sim.certificates().find((c) => c.certificateId === old.certificateId)?.status).toBe('INACTIVE');
     expect(
       await connectOutcome(sim, { cert: old.certificatePem, key: old.privateKeyPem }, { clientId: thing }),
