@@ -423,10 +423,11 @@ export async function findStagedSets(dir: string): Promise<UnfinishedSet[]> {
 }
 
 /**
- * True when `dir` holds a staged set that a run which is gone left unfinished (one that provision()
- * would resume or report). Reads only; never throws (false when the directory cannot be read).
+ * True when `dir` holds a staged set that a run which is gone left unfinished (one that provision() or
+ * rotate() would resume or report); with `purpose`, only such sets made by that flow (`provision` counts
+ * sets that record none). Reads only; never throws (false when the directory cannot be read).
  */
-export async function hasUnfinishedSets(dir: string): Promise<boolean> {
+export async function hasUnfinishedSets(dir: string, purpose?: 'provision' | 'rotate'): Promise<boolean> {
   const directory = resolve(dir);
   try {
     const current = await currentSet(directory);
@@ -435,7 +436,11 @@ export async function hasUnfinishedSets(dir: string): Promise<boolean> {
       if (match?.[1] !== 'set' || entry === current) continue;
       const pid = Number(match[2]);
       if (pid !== process.pid && isProcessAlive(pid)) continue;
-      if ((await readOptional(join(directory, entry, STATE_FILE))) !== undefined) return true;
+      const stateText = await readOptional(join(directory, entry, STATE_FILE));
+      if (stateText === undefined) continue;
+      if (purpose === undefined) return true;
+      const recorded = parseJson(StagedStateSchema, stateText)?.purpose ?? 'provision';
+      if (recorded === purpose) return true;
     }
   } catch {
     return false;

@@ -2,8 +2,10 @@
  * `fleet-provision rotate` and `fleet-provision status`, the built bin in child processes, against a
  * simulator in this process that issues short-lived (5-day) certificates.
  */
+import { spawn } from 'node:child_process';
 import { chmod, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCli, secretsIn } from '../helpers/cli-run.js';
 import { type CliSimulator, startCliSimulator } from '../helpers/cli-simulator.js';
@@ -161,6 +163,65 @@ describe('fleet-provision rotate', () => {
     const result = await runCli([command, '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Usage: fleet-provision ${command} --out <dir>`);
+  });
+});
+
+/** Rotate `out` in a child process and SIGKILL it once its new set is staged. */
+async function killRotationWhenStaged(out: string, thing: string): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      resolve(import.meta.dirname, '../helpers/rotate-child.mjs'),
+      JSON.stringify({
+        outDir: out,
+        caCertificate: env.sim.caCertificate,
+        templateName: 'RotationTemplate',
+        parameters: { ThingName: thing },
+        hangAt: 'staged',
+      }),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (line.includes('"staged"')) {
+      child.kill('SIGKILL');
+      break;
+    }
+  }
+  await exited;
+}
+
+describe('an interrupted rotation', () => {
+  it('status shows it, provision still answers "already provisioned" without the claim files, rotate finishes it', async () => {
+    const out = await provisioned('cli-rot-killed');
+    const before = await liveCertificateId(out);
+    await killRotationWhenStaged(out, 'cli-rot-killed');
+    expect((await status(out)).json).toMatchObject({ ok: true, unfinished: true, certificateId: before });
+
+    const traffic = connects();
+    const flags = env
+      .connectionFlags()
+      .map((flag) => (flag === env.files.claimKey ? join(env.dir, 'deleted.key') : flag));
+    const again = await runCli([
+      'provision',
+      ...flags,
+      '--param',
+      'SerialNumber=cli-rot-killed',
+      '--out',
+      out,
+    ]);
+    expect(again.stderr).toContain('already provisioned: thing cli-rot-killed');
+    expect(again.code).toBe(0);
+    expect(connects()).toBe(traffic);
+
+    const result = await runCli([...rotateArgs(out, 'cli-rot-killed'), '--json']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      previousCertificateId: before,
+      abandonedCertificateIds: [],
+    });
+    expect((await status(out)).json).toMatchObject({ ok: true, unfinished: false });
   });
 });
 

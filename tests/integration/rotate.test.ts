@@ -248,6 +248,34 @@ describe('rotate()', () => {
     expectOnlyActive(before, [oldId, rotated.certificateId]);
   }, 60_000);
 
+  it('retries by status code: 503 and 429 are retried, the rotation completes with one certificate', async () => {
+    const thing = 'rot-retried';
+    const { dir, certificateId: oldId, before } = await provisioned(thing);
+    sim.faults.script('RegisterThing', { type: 'reject', statusCode: 503, errorCode: 'ServiceUnavailable' });
+    sim.faults.script('CreateCertificateFromCsr', {
+      type: 'reject',
+      statusCode: 429,
+      errorCode: 'ThrottlingException',
+    });
+    const events: ProgressEvent[] = [];
+    const rotated = await rotate({
+      ...rotationOptions(dir, thing),
+      retry: { baseDelayMs: 1 },
+      onProgress: (e) => events.push(e),
+    });
+    expect(events.filter((e) => e.step === 'retrying').map((e) => 'operation' in e && e.operation)).toEqual([
+      'certificate',
+      'RegisterThing',
+    ]);
+    expect(rotated.abandonedCertificateIds).toEqual([]);
+    expect(
+      sim
+        .certificates()
+        .slice(before)
+        .map((c) => c.certificateId),
+    ).toEqual([oldId, rotated.certificateId]);
+  }, 60_000);
+
   it('RegisterThing times out: the old set stays live; the next run finishes the staged certificate', async () => {
     const thing = 'rot-timeout';
     const { dir, certificateId: oldId, before } = await provisioned(thing);
@@ -374,7 +402,7 @@ async function killAt(dir: string, thingName: string, step: string): Promise<voi
 }
 
 describe('a rotation killed at each step, then run again', () => {
-  it.each(['connecting', 'key', 'certificate', 'staged', 'registered', 'verified'])(
+  it.each(['key', 'connecting', 'subscribed', 'certificate', 'staged', 'registered', 'verified'])(
     'killed at %s: the old set stays live; the rerun completes the rotation',
     async (step) => {
       const thing = `rot-kill-${step}`;
