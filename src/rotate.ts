@@ -5,7 +5,7 @@
  * the new certificate has connected.
  */
 import { readCurrentCredentials } from './credentials.js';
-import { AbortedError, InvalidArgumentError } from './errors.js';
+import { AbortedError, InvalidArgumentError, PublishFailedError, SubscribeFailedError } from './errors.js';
 import { certificateMatchesPrivateKey } from './keys.js';
 import { Provisioning } from './provision.js';
 import {
@@ -139,10 +139,19 @@ export async function rotate(options: RotateOptions): Promise<RotatedDevice> {
     ...pick(options),
   });
   if (plan.signal?.aborted === true) throw new AbortedError(plan.signal.reason);
-  const rotated = await new Provisioning(plan, {
-    current: { ...device, thingName: device.thingName },
-  }).run();
-  return { ...rotated, previousCertificateId: device.certificateId };
+  try {
+    const rotated = await new Provisioning(plan, {
+      current: { ...device, thingName: device.thingName },
+    }).run();
+    return { ...rotated, previousCertificateId: device.certificateId };
+  } catch (error) {
+    if (error instanceof SubscribeFailedError || error instanceof PublishFailedError) {
+      error.message +=
+        " For a rotation that is the device's own certificate: its policy must allow the provisioning " +
+        `topics of ${options.templateName} (see docs/guides/rotating-certificates.md).`;
+    }
+    throw error;
+  }
 }
 
 /** The options rotate() passes on to provision()'s planner as they are. */

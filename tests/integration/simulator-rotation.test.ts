@@ -160,6 +160,7 @@ describe('a device certificate and the provisioning topics', () => {
       retry: false,
     }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'SUBSCRIBE_FAILED' });
+    expect(String(error)).toContain("For a rotation that is the device's own certificate");
   });
 });
 
