@@ -372,7 +372,8 @@ export class Provisioning {
   /**
    * Rotation's end: connect with the new certificate (with `verify`), then switch the final paths to it.
    * A certificate the broker refuses is abandoned and the old set stays live; one whose check could not
-   * finish (deadline, abort, network) stays staged as registered, and the next rotate() checks it again.
+   * finish (deadline, abort, a broker out of reach) stays staged as registered, and the next rotate()
+   * checks it again.
    */
   async #verifyAndSwitch(
     device: ProvisionedDevice,
@@ -389,6 +390,7 @@ export class Provisioning {
           certificate.certificatePem,
           certificate.privateKey,
           device.thingName,
+          true,
         );
       } catch (error) {
         staged.leave();
@@ -689,6 +691,8 @@ async function verifyCertificate(
   certificatePem: string,
   privateKeyPem: string,
   thingName: string | undefined,
+  /** Throw, rather than answer false, when the broker could not be reached at all. */
+  onlyRefusals = false,
 ): Promise<boolean> {
   const endpoint = plan.endpoint;
   if (endpoint === undefined) return false;
@@ -706,7 +710,18 @@ async function verifyCertificate(
     await closeConnection(client);
     return true;
   } catch (error) {
-    if (error instanceof FleetProvisioningError && error.code === 'CONNECTION_LOST') return false;
+    if (error instanceof FleetProvisioningError && error.code === 'CONNECTION_LOST') {
+      if (onlyRefusals && unreachable(error)) throw error;
+      return false;
+    }
     throw error;
   }
+}
+
+/** True when a connection failed before any broker could judge the certificate (DNS, routing, no listener). */
+function unreachable(error: Error): boolean {
+  const cause: unknown = error.cause;
+  // Structural: a socket error may come from another realm (a test VM), where instanceof Error fails.
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
+  return /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)$/.test(code);
 }

@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { readCurrentCredentials } from '../../src/credentials.js';
+import { hasUnfinishedSets, readCurrentCredentials } from '../../src/credentials.js';
 import { provision } from '../../src/provision.js';
 import type { ProgressEvent } from '../../src/provision-options.js';
 import { type RotatedDevice, rotate } from '../../src/rotate.js';
@@ -338,6 +338,43 @@ describe('rotate()', () => {
     const rotated = await rotate(rotationOptions(dir, thing));
     expect(rotated.abandonedCertificateIds).toEqual([stray]);
     expectOnlyActive(before, [oldId, rotated.certificateId, stray]);
+  }, 60_000);
+
+  it('the broker goes away before the check: the old set stays live, the registered set is kept for the next run', async () => {
+    const other = await startSimulator({
+      serverKeyType: 'ec-p256',
+      templates: { DemoTemplate: { thingName: '{{SerialNumber}}', requiredParameters: ['SerialNumber'] } },
+    });
+    const temp = await tempDir('rotate-gone-');
+    cleanups.push(temp.remove);
+    const dir = join(temp.path, 'credentials');
+    const device = await provision({
+      endpoint: other.url,
+      claimCertificate: other.claimCertificate,
+      claimPrivateKey: other.claimPrivateKey,
+      caCertificate: other.caCertificate,
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'rot-gone' },
+      keys: 'generate',
+      outDir: dir,
+    });
+    let closing: Promise<void> | undefined;
+    const error = await rotate({
+      outDir: dir,
+      caCertificate: other.caCertificate,
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'rot-gone' },
+      retry: false,
+      // The listener closes at once: the check's connection finds no one listening.
+      onProgress: (e) => {
+        if (e.step === 'registered') closing = other.close();
+      },
+    }).catch((e: unknown) => e);
+    await closing;
+    expect(error).toMatchObject({ code: 'CONNECTION_LOST' });
+    expect(String(error)).toContain('is registered but could not be checked');
+    expect((await live(dir)).certificateId).toBe(device.certificateId);
+    expect(await hasUnfinishedSets(dir, 'rotate')).toBe(true);
   }, 60_000);
 
   it('refuses a directory without a complete set, and a CSR, before any traffic', async () => {
