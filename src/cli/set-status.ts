@@ -118,7 +118,8 @@ export async function readSetStatus(dir: string, now = Date.now()): Promise<SetS
     const type = keyTypeOf(privateKeyPem);
     if (type === undefined) problems.push('the private key is not a readable key');
     else status.keyType = type;
-    if (certificatePem !== undefined && type !== undefined) {
+    // An unreadable certificate is already a problem: a key cannot match it either.
+    if (certificatePem !== undefined && status.certificateId !== undefined && type !== undefined) {
       status.keyMatchesCertificate = safeMatch(certificatePem, privateKeyPem);
       if (!status.keyMatchesCertificate) problems.push('the private key does not match the certificate');
     }
