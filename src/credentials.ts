@@ -90,6 +90,10 @@ export const DeviceJsonSchema = z.object({
    * tell a set made for another serial number. Absent in sets written by older versions.
    */
   parametersSha256: z.optional(z.string()),
+  /** ISO 8601: when rotate() last replaced the certificate (absent until then). */
+  rotatedAt: z.optional(z.string()),
+  /** The certificate rotate() replaced, to deactivate once the new one is in use. */
+  previousCertificateId: z.optional(z.string()),
 });
 /** The content of `device.json`. */
 export type DeviceJson = z.infer<typeof DeviceJsonSchema>;
@@ -119,6 +123,11 @@ export const StagedStateSchema = z.object({
   templateName: z.string(),
   /** SHA-256 (hex) of the template parameters. */
   parametersSha256: z.string(),
+  /**
+   * `rotate` for a set made by rotate(): it replaces a live set only after its certificate has connected,
+   * so provision() leaves it to the next rotate(). Absent for provision()'s sets.
+   */
+  purpose: z.optional(z.enum(['provision', 'rotate'])),
 });
 /** The content of a staged set's `state.json`. */
 export type StagedState = z.infer<typeof StagedStateSchema>;
@@ -414,10 +423,11 @@ export async function findStagedSets(dir: string): Promise<UnfinishedSet[]> {
 }
 
 /**
- * True when `dir` holds a staged set that a run which is gone left unfinished (one that provision()
- * would resume or report). Reads only; never throws (false when the directory cannot be read).
+ * True when `dir` holds a staged set that a run which is gone left unfinished (one that provision() or
+ * rotate() would resume or report); with `purpose`, only such sets made by that flow (`provision` counts
+ * sets that record none). Reads only; never throws (false when the directory cannot be read).
  */
-export async function hasUnfinishedSets(dir: string): Promise<boolean> {
+export async function hasUnfinishedSets(dir: string, purpose?: 'provision' | 'rotate'): Promise<boolean> {
   const directory = resolve(dir);
   try {
     const current = await currentSet(directory);
@@ -426,7 +436,11 @@ export async function hasUnfinishedSets(dir: string): Promise<boolean> {
       if (match?.[1] !== 'set' || entry === current) continue;
       const pid = Number(match[2]);
       if (pid !== process.pid && isProcessAlive(pid)) continue;
-      if ((await readOptional(join(directory, entry, STATE_FILE))) !== undefined) return true;
+      const stateText = await readOptional(join(directory, entry, STATE_FILE));
+      if (stateText === undefined) continue;
+      if (purpose === undefined) return true;
+      const recorded = parseJson(StagedStateSchema, stateText)?.purpose ?? 'provision';
+      if (recorded === purpose) return true;
     }
   } catch {
     return false;

@@ -41,7 +41,7 @@ export type ProgressEvent =
       keyType: KeyType;
     }
   | {
-      /** Connecting with the claim certificate. */
+      /** Connecting with the claim certificate (with rotate(): the device's current certificate). */
       step: 'connecting';
       /** The endpoint as a URL. */
       endpoint: string;

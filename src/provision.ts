@@ -17,6 +17,7 @@ import { ensurePrivateDirectory, persisting, withinDeadline } from './durable-fi
 import { endpointUrl } from './endpoint.js';
 import {
   AbortedError,
+  ConnectionLostError,
   FleetProvisioningError,
   InvalidArgumentError,
   InvalidResponseError,
@@ -87,9 +88,25 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionedD
   return new Provisioning(plan).run();
 }
 
-/** One provision() call: its connection, the certificates it gave up on, and its steps. */
-class Provisioning {
+/**
+ * What makes a rotation differ from a first provisioning: the set it replaces (its `device.json`, whose
+ * thing name is the client id), and the order at the end: the new certificate must connect before the
+ * switch, so the live set stays the old one until then.
+ */
+export interface Rotation {
+  /** The live set's `device.json`. */
+  current: DeviceJson & { thingName: string };
+}
+
+/**
+ * One provision() or rotate() call: its connection, the certificates it gave up on, and its steps.
+ * Both flows share everything: staging, the unknown-outcome rules, retries, resuming, reporting.
+ */
+export class Provisioning {
   readonly #plan: ProvisionPlan;
+  readonly #rotation: Rotation | undefined;
+  /** What to tell the user to run again. */
+  readonly #again: string;
   readonly #run: ProvisionRun;
   readonly #endpoint: string;
   readonly #parametersSha256: string;
@@ -97,8 +114,10 @@ class Provisioning {
   /** The unfinished sets of earlier runs that this call found. */
   readonly #found: StagedCredentials[] = [];
 
-  constructor(plan: ProvisionPlan) {
+  constructor(plan: ProvisionPlan, rotation?: Rotation) {
     this.#plan = plan;
+    this.#rotation = rotation;
+    this.#again = rotation === undefined ? 'provision()' : 'rotate()';
     this.#run = new ProvisionRun(plan);
     this.#endpoint = plan.endpoint === undefined ? '' : endpointUrl(plan.endpoint);
     this.#parametersSha256 = parametersDigest(plan.parameters);
@@ -180,6 +199,7 @@ class Provisioning {
               endpoint: this.#endpoint,
               templateName: plan.templateName,
               parametersSha256: this.#parametersSha256,
+              ...(this.#rotation === undefined ? {} : { purpose: 'rotate' as const }),
             },
           ),
         );
@@ -244,7 +264,7 @@ class Provisioning {
         throw withNote(
           error,
           `RegisterThing's outcome is unknown: certificate ${certificate.certificateId} may be ACTIVE. Its key and ` +
-            `token are kept in ${staged.directory}; run provision() again with the same outDir to finish it.`,
+            `token are kept in ${staged.directory}; run ${this.#again} again with the same outDir to finish it.`,
         );
       }
       this.#report(
@@ -266,9 +286,11 @@ class Provisioning {
     answer: RegisterThingResponse,
   ): Promise<ProvisionedDevice> {
     const plan = this.#plan;
+    const rotation = this.#rotation;
+    const record = this.#deviceJson(certificate.certificateId, answer);
     const device: ProvisionedDevice = {
-      ...optional('thingName', answer.thingName),
-      deviceConfiguration: answer.deviceConfiguration,
+      ...optional('thingName', record.thingName),
+      deviceConfiguration: record.deviceConfiguration,
       certificateId: certificate.certificateId,
       certificatePem: certificate.certificatePem,
       ...optional('privateKey', certificate.privateKey),
@@ -276,16 +298,30 @@ class Provisioning {
     };
     if (staged === undefined) {
       plan.onProgress({ step: 'registered', thingName: answer.thingName });
+    } else if (rotation !== undefined) {
+      const expected = rotation.current.thingName;
+      if (answer.thingName !== undefined && answer.thingName !== expected) {
+        // Not a rotation: the template attached the certificate to another thing. Never switch to it.
+        await this.#abandon(
+          certificate.certificateId,
+          staged,
+          `RegisterThing attached it to thing ${answer.thingName}`,
+        );
+        throw new InvalidResponseError({
+          operation: 'RegisterThing',
+          issues: [{ path: 'thingName', problem: 'is not the thing being rotated' }],
+          message:
+            `RegisterThing attached the new certificate ${certificate.certificateId} to thing ${answer.thingName}, ` +
+            `not to ${expected}: the rotation template must name the device's own thing (check its parameters). ` +
+            `The previous certificate stays in use; deactivate ${certificate.certificateId}.`,
+        });
+      }
+      // A rotation records the answer, proves the new certificate, and only then switches.
+      await this.#commit(staged, certificate.certificateId, record.thingName, record, false);
+      await this.#run.close();
+      return this.#verifyAndSwitch(device, certificate, staged);
     } else {
-      device.files = await this.#commit(staged, certificate.certificateId, answer.thingName, {
-        ...optional('thingName', answer.thingName),
-        certificateId: certificate.certificateId,
-        deviceConfiguration: answer.deviceConfiguration,
-        templateName: plan.templateName,
-        endpoint: this.#endpoint,
-        provisionedAt: new Date().toISOString(),
-        parametersSha256: this.#parametersSha256,
-      });
+      device.files = await this.#commit(staged, certificate.certificateId, answer.thingName, record);
     }
     // The credentials are safe: only now is the claim connection let go.
     await this.#run.close();
@@ -295,7 +331,7 @@ class Provisioning {
           plan,
           certificate.certificatePem,
           certificate.privateKey,
-          answer.thingName,
+          record.thingName,
         );
         plan.onProgress({ step: 'verified', accepted: device.verified });
       } catch (error) {
@@ -306,16 +342,91 @@ class Provisioning {
     return device;
   }
 
+  /** What `device.json` says once RegisterThing accepted `certificateId`. */
+  #deviceJson(certificateId: string, answer: RegisterThingResponse): DeviceJson {
+    const current = this.#rotation?.current;
+    if (current === undefined) {
+      return {
+        ...optional('thingName', answer.thingName),
+        certificateId,
+        deviceConfiguration: answer.deviceConfiguration,
+        templateName: this.#plan.templateName,
+        endpoint: this.#endpoint,
+        provisionedAt: new Date().toISOString(),
+        parametersSha256: this.#parametersSha256,
+      };
+    }
+    // A rotated set is still the set provision() made: it keeps what provision() compares (endpoint,
+    // template, parameters), so provision() on the next boot reuses it.
+    const { rotatedAt: _at, previousCertificateId: _previous, ...kept } = current;
+    return {
+      ...kept,
+      thingName: answer.thingName ?? current.thingName,
+      certificateId,
+      deviceConfiguration: { ...current.deviceConfiguration, ...answer.deviceConfiguration },
+      rotatedAt: new Date().toISOString(),
+      previousCertificateId: current.certificateId,
+    };
+  }
+
   /**
-   * Record RegisterThing's answer in the staged set, then switch the final paths to it; a failure is
-   * retried. A set that cannot be saved stays on disk for the next run, and `PERSIST_FAILED` says which
-   * certificate and thing it holds.
+   * Rotation's end: connect with the new certificate (with `verify`), then switch the final paths to it.
+   * A certificate the broker refuses is abandoned and the old set stays live; one whose check could not
+   * finish (deadline, abort, a broker out of reach) stays staged as registered, and the next rotate()
+   * checks it again.
+   */
+  async #verifyAndSwitch(
+    device: ProvisionedDevice,
+    certificate: Certificate,
+    staged: StagedCredentials,
+  ): Promise<ProvisionedDevice> {
+    const plan = this.#plan;
+    const { certificateId } = certificate;
+    if (plan.verify && certificate.privateKey !== undefined) {
+      let accepted: boolean;
+      try {
+        accepted = await verifyCertificate(
+          plan,
+          certificate.certificatePem,
+          certificate.privateKey,
+          device.thingName,
+          true,
+        );
+      } catch (error) {
+        staged.leave();
+        throw withNote(
+          error,
+          `The new certificate ${certificateId} is registered but could not be checked; the previous ` +
+            `certificate stays in use. Run ${this.#again} again with the same outDir to check it and switch.`,
+        );
+      }
+      plan.onProgress({ step: 'verified', accepted });
+      if (!accepted) {
+        await this.#abandon(certificateId, staged, 'the broker refused it');
+        throw new ConnectionLostError(
+          `The broker refused a connection with the new certificate ${certificateId} (client id ` +
+            `${device.thingName ?? '(none)'}); the previous certificate stays in use. Check the policy the ` +
+            `rotation template attaches, then deactivate ${certificateId}: it is ACTIVE but will not be used.`,
+          { retryable: false },
+        );
+      }
+      device.verified = true;
+    }
+    device.files = await this.#commit(staged, certificateId, device.thingName, undefined);
+    return device;
+  }
+
+  /**
+   * Record RegisterThing's answer in the staged set, then (with `switchNow`) switch the final paths to
+   * it; a failure is retried. A set that cannot be saved stays on disk for the next run, and
+   * `PERSIST_FAILED` says which certificate and thing it holds.
    */
   async #commit(
     staged: StagedCredentials,
     certificateId: string,
     thingName: string | undefined,
     device: DeviceJson | undefined,
+    switchNow = true,
   ): Promise<CredentialFiles> {
     const plan = this.#plan;
     let recorded = device === undefined;
@@ -327,6 +438,7 @@ class Provisioning {
           recorded = true;
           plan.onProgress({ step: 'registered', thingName });
         }
+        if (!switchNow) return credentialFiles(staged.directory, false);
         const { files } = await this.#file(() => staged.commit());
         plan.onProgress({ step: 'saved', files });
         return files;
@@ -346,7 +458,7 @@ class Provisioning {
     throw new PersistFailedError(
       `RegisterThing accepted certificate ${certificateId}${thingName === undefined ? '' : ` for thing ${thingName}`}, ` +
         `but the credentials could not be saved in ${staged.directory}: ${reason} The certificate is ACTIVE and ` +
-        'its key is kept in a staged set there: fix the problem, then run provision() again with the same outDir ' +
+        `its key is kept in a staged set there: fix the problem, then run ${this.#again} again with the same outDir ` +
         'to finish without network traffic.',
       { cause: lastError },
     );
@@ -364,6 +476,8 @@ class Provisioning {
     let finished: { device: ProvisionedDevice; matches: boolean } | undefined;
     for (const set of sets) {
       const { progress, staged } = set;
+      // A rotation's set replaces a live set only after its certificate connected: rotate() finishes it.
+      if (this.#rotation === undefined && progress.purpose === 'rotate') continue;
       const matches =
         progress.endpoint === this.#endpoint &&
         progress.templateName === plan.templateName &&
@@ -390,6 +504,24 @@ class Provisioning {
       if (progress.state === 'registered' && set.device !== undefined) {
         plan.onProgress({ step: 'resuming', certificateId: progress.certificateId, state: 'registered' });
         const recorded = set.device;
+        if (this.#rotation !== undefined) {
+          device = await this.#verifyAndSwitch(
+            {
+              ...optional('thingName', recorded.thingName),
+              deviceConfiguration: recorded.deviceConfiguration,
+              certificateId: recorded.certificateId,
+              certificatePem: set.certificatePem,
+              ...optional('privateKey', set.privateKeyPem),
+              abandonedCertificateIds: [],
+            },
+            certificate,
+            staged,
+          );
+          if (finished !== undefined)
+            this.#report(finished.device.certificateId, 'a newer unfinished set replaced it');
+          finished = { device, matches };
+          continue;
+        }
         device = {
           ...optional('thingName', recorded.thingName),
           deviceConfiguration: recorded.deviceConfiguration,
@@ -559,6 +691,8 @@ async function verifyCertificate(
   certificatePem: string,
   privateKeyPem: string,
   thingName: string | undefined,
+  /** Throw, rather than answer false, when the broker could not be reached at all. */
+  onlyRefusals = false,
 ): Promise<boolean> {
   const endpoint = plan.endpoint;
   if (endpoint === undefined) return false;
@@ -576,7 +710,18 @@ async function verifyCertificate(
     await closeConnection(client);
     return true;
   } catch (error) {
-    if (error instanceof FleetProvisioningError && error.code === 'CONNECTION_LOST') return false;
+    if (error instanceof FleetProvisioningError && error.code === 'CONNECTION_LOST') {
+      if (onlyRefusals && unreachable(error)) throw error;
+      return false;
+    }
     throw error;
   }
+}
+
+/** True when a connection failed before any broker could judge the certificate (DNS, routing, no listener). */
+function unreachable(error: Error): boolean {
+  const cause: unknown = error.cause;
+  // Structural: a socket error may come from another realm (a test VM), where instanceof Error fails.
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
+  return /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)$/.test(code);
 }

@@ -10,6 +10,8 @@ import { forTerminal } from './output.js';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   provision: () => import('./commands/provision.js'),
+  rotate: () => import('./commands/rotate.js'),
+  status: () => import('./commands/status.js'),
   simulate: () => import('./commands/simulate.js'),
   demo: () => import('./commands/demo.js'),
   load: () => import('./commands/load.js'),
@@ -23,6 +25,8 @@ Provision devices on AWS IoT through Fleet Provisioning over MQTT.
 
 Commands:
   provision   provision this device and write its credentials (idempotent)
+  rotate      replace this device's certificate (--if-expires-within for timers)
+  status      show the credentials: thing, certificate, expiry, key, file modes
   simulate    run a local AWS IoT Fleet Provisioning simulator until Ctrl-C
   demo        provision one device end to end against an in-process simulator
   load        provision many devices at once and report latency and throughput

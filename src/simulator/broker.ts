@@ -62,6 +62,8 @@ export interface RunningBroker {
   sendAnswer(connection: BrokerConnection, topic: string, payload: Buffer): Promise<void>;
   /** Drop a connection at once, without a DISCONNECT (as a network failure would). */
   drop(connection: BrokerConnection): void;
+  /** Drop every open connection made with this certificate; returns how many there were. */
+  dropCertificate(certificateId: string): number;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,8 @@ export async function startBroker(options: {
 }): Promise<RunningBroker> {
   const { hooks } = options;
   const connections = new WeakMap<Client, BrokerConnection>();
+  /** Connections made with a certificate, for dropping them when it is deactivated. */
+  const open = new Set<BrokerConnection>();
   // Answers are marked by their payload buffer, which aedes passes along by reference on every copy of the
   // packet: the one field that survives from broker.publish to authorizeForward.
   const answerTargets = new WeakMap<Buffer, Client>();
@@ -105,6 +109,7 @@ export async function startBroker(options: {
         Object.assign(connection, { certificateId: attempt.certificateId });
       }
       connections.set(client, connection);
+      if (attempt.certificateId !== undefined) open.add(connection);
       done(null, true);
     },
     authorizeSubscribe(client, subscription, done) {
@@ -139,6 +144,10 @@ export async function startBroker(options: {
       // Requests (and anything a client publishes on an answer topic) are for the service, not for peers.
       return parseTopic(packet.topic) === undefined ? packet : null;
     },
+  });
+  aedes.on('clientDisconnect', (client) => {
+    const connection = connections.get(client);
+    if (connection !== undefined) open.delete(connection);
   });
   aedes.on('unsubscribe', (filters, client) => {
     // aedes also reports the subscriptions a closing client drops; only a client's UNSUBSCRIBE counts.
@@ -203,6 +212,18 @@ export async function startBroker(options: {
     },
     drop(connection) {
       connection.client.conn.destroy();
+    },
+    dropCertificate(certificateId) {
+      let dropped = 0;
+      for (const connection of open) {
+        if (connection.client.closed) open.delete(connection);
+        else if (connection.certificateId === certificateId) {
+          connection.client.conn.destroy();
+          open.delete(connection);
+          dropped += 1;
+        }
+      }
+      return dropped;
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

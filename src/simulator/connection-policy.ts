@@ -68,9 +68,9 @@ export class AccountPolicies {
     });
     if (policies.length === 0) return undefined;
     const thing = this.#registry.thing(connection.clientId);
-    const attached = thing !== undefined && thing.certificateId === connection.certificateId;
+    const attached = thing?.certificateIds.includes(connection.certificateId) === true;
     const context: PolicyContext = { clientId: connection.clientId };
-    if (attached) {
+    if (thing !== undefined && attached) {
       context.thing = {
         thingName: thing.thingName,
         ...(thing.thingTypeName === undefined ? {} : { thingTypeName: thing.thingTypeName }),

@@ -1,7 +1,8 @@
 /**
  * Who may do what, as the IoT policies of a Fleet Provisioning account say. The claim certificate's policy
- * (least privilege) allows only the provisioning topics; a device's certificate may use
- * anything but them; plain MQTT has no certificate and so no policy. `$SYS` is no one's: AWS IoT has no
+ * (least privilege) allows only the provisioning topics; a device's certificate may use anything but
+ * them (the simulator adds one exception: a device connected as its own thing may use them to rotate its
+ * certificate); plain MQTT has no certificate and so no policy. `$SYS` is no one's: AWS IoT has no
  * `$SYS` topics, and aedes's would show every client id and let a publisher disconnect other clients.
  */
 import { parseTopic } from '../topics.js';

@@ -100,12 +100,28 @@ export class Registry {
     certificate.thingName = thing.thingName;
     const existing = this.#things.get(thing.thingName);
     // As on AWS, provisioning an existing thing again attaches the new certificate to it.
+    const attached = (existing?.certificateIds ?? []).filter((id) => id !== entry.certificateId);
     this.#things.set(thing.thingName, {
       ...thing,
       parameters: { ...thing.parameters },
       certificateId: entry.certificateId,
+      certificateIds: [...attached, entry.certificateId],
       createdAt: existing?.createdAt ?? new Date(this.#now()),
     });
+  }
+
+  /** True when `certificateId` is attached to the thing named `thingName`. */
+  isAttached(thingName: string, certificateId: string): boolean {
+    return this.#things.get(thingName)?.certificateIds.includes(certificateId) === true;
+  }
+
+  /** Set a certificate INACTIVE; false when there is no such certificate. */
+  deactivate(certificateId: string): boolean {
+    this.#sweep();
+    const certificate = this.#certificates.get(certificateId);
+    if (certificate === undefined) return false;
+    certificate.status = 'INACTIVE';
+    return true;
   }
 
   /** The status of a certificate the simulator issued, or undefined when it never did (or deleted it). */
@@ -132,7 +148,11 @@ export class Registry {
 
   /** Copies of the things, oldest first. */
   things(): ThingRecord[] {
-    return [...this.#things.values()].map((t) => ({ ...t, parameters: { ...t.parameters } }));
+    return [...this.#things.values()].map((t) => ({
+      ...t,
+      parameters: { ...t.parameters },
+      certificateIds: [...t.certificateIds],
+    }));
   }
 
   /** Delete the certificates whose token expired before RegisterThing activated them. */

@@ -37,6 +37,8 @@ export interface ServiceOptions {
   registry: Registry;
   templates: Record<string, TemplateDefinition>;
   serverKeyType: ServerKeyType;
+  /** Validity of issued device certificates in days, from now on the real clock; default: until 2049. */
+  certificateValidityDays?: number;
   hookTimeoutMs: number;
   rateLimiter?: RateLimiter;
   /** The account's IoT policies: templates attach them, or create them from a `PolicyDocument`. */
@@ -95,6 +97,12 @@ export class ProvisioningService {
     }
   }
 
+  /** The `notAfter` of a device certificate issued now, when the simulator issues short-lived ones. */
+  #validity(): { notAfter?: Date } {
+    const days = this.#options.certificateValidityDays;
+    return days === undefined ? {} : { notAfter: new Date(Date.now() + days * 24 * 60 * 60 * 1000) };
+  }
+
   async #createKeysAndCertificate(): Promise<Answer> {
     const { identity, registry, serverKeyType } = this.#options;
     const key = await generateDeviceKey(serverKeyType);
@@ -102,6 +110,7 @@ export class ProvisioningService {
       publicKey: key.publicKeyDer,
       subject: DEVICE_SUBJECT,
       usage: 'client',
+      ...this.#validity(),
     });
     const token = registry.addCertificate({
       certificateId,
@@ -129,6 +138,7 @@ export class ProvisioningService {
       publicKey: checked.csr.publicKey,
       subject,
       usage: 'client',
+      ...this.#validity(),
     });
     const token = registry.addCertificate({
       certificateId,

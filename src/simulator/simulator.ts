@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { encodePayload } from '../codec.js';
+import { InvalidArgumentError } from '../errors.js';
 import { operationTopics, type ParsedTopic, parseTopic } from '../topics.js';
 import {
   type Answer,
@@ -91,6 +92,14 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     return this.#registry.certificates();
   }
 
+  deactivateCertificate(certificateId: string): void {
+    if (!this.#registry.deactivate(certificateId)) {
+      throw new InvalidArgumentError(`The simulator never issued certificate ${certificateId}.`);
+    }
+    // AWS closes the connections of a certificate set INACTIVE, not only refuses new ones.
+    this.#broker?.dropCertificate(certificateId);
+  }
+
   requests(clientId?: string): RequestLogEntry[] {
     return this.#log.list(clientId);
   }
@@ -112,7 +121,8 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     const described = describe(parsed);
     const byPolicy = this.#policies?.check(connection, 'iot:Publish', iotResource('topic', topic));
     // `$SYS` is no one's, whatever a policy says (AWS IoT has none).
-    if (isSys(topic) || !(byPolicy ?? mayPublish(connection.role, topic))) {
+    const builtIn = () => mayPublish(connection.role, topic) || this.#ownThingMayProvision(connection, topic);
+    if (isSys(topic) || !(byPolicy ?? builtIn())) {
       this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: false });
       return false;
     }
@@ -145,7 +155,9 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   onSubscribe(connection: BrokerConnection, filter: string, packet: Map<string, boolean>): boolean {
     const parsed = parseTopic(filter);
     const byPolicy = this.#policies?.check(connection, 'iot:Subscribe', iotResource('topicfilter', filter));
-    let granted = !isSys(filter) && (byPolicy ?? maySubscribe(connection.role, filter));
+    let granted =
+      !isSys(filter) &&
+      (byPolicy ?? (maySubscribe(connection.role, filter) || this.#ownThingMayProvision(connection, filter)));
     let refused = false;
     if (granted && parsed !== undefined && parsed.kind !== 'request') {
       refused = packet.get(parsed.operation) ?? this.faults.takeForSubscribe(parsed.operation);
@@ -212,6 +224,18 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       ...(attempt.alpnProtocol === undefined ? {} : { alpnProtocol: attempt.alpnProtocol }),
     });
     return role;
+  }
+
+  /**
+   * The built-in rule for a device certificate without an attached policy: it may use the provisioning
+   * topics (no wildcards) to replace itself when it connects as its own thing, that is with the name of a
+   * thing it is attached to as client id. This is what the device policy of a rotation setup allows on
+   * AWS (and what `iot:Connection.Thing.IsAttached` expresses there).
+   */
+  #ownThingMayProvision(connection: BrokerConnection, topic: string): boolean {
+    if (connection.role !== 'device' || connection.certificateId === undefined) return false;
+    if (parseTopic(topic) === undefined) return false;
+    return this.#registry.isAttached(connection.clientId, connection.certificateId);
   }
 
   /** A TLS handshake that failed never reaches CONNECT: it is logged with an empty client id. */

@@ -32,6 +32,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   if (serverKeyType !== 'rsa-2048' && serverKeyType !== 'ec-p256') {
     throw new InvalidArgumentError('serverKeyType must be "rsa-2048" or "ec-p256".');
   }
+  const validityDays = options.certificateValidityDays;
+  if (validityDays !== undefined && !(Number.isFinite(validityDays) && validityDays > 0)) {
+    throw new InvalidArgumentError('certificateValidityDays must be a positive number of days.');
+  }
   const now = options.now ?? Date.now;
   const tls = options.tls ?? true;
   const identity = await loadOrCreateIdentity(options.identityDir);
@@ -52,6 +56,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     templates,
     policies,
     serverKeyType,
+    ...(validityDays === undefined ? {} : { certificateValidityDays: validityDays }),
     hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
     signal: abort.signal,
     ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),

@@ -111,6 +111,12 @@ export interface SimulatorOptions {
   policies?: Record<string, unknown>;
   /** Key type CreateKeysAndCertificate makes. Default `'rsa-2048'` as AWS; `'ec-p256'` is far faster. */
   serverKeyType?: 'rsa-2048' | 'ec-p256';
+  /**
+   * How long the device certificates the simulator issues are valid, in days (fractions allowed), counted
+   * from issue on the real clock (TLS checks it). Default: until 2049-12-31, as AWS's are. Short-lived
+   * certificates let tests exercise expiry-driven rotation.
+   */
+  certificateValidityDays?: number;
   /** Load the CA, server and claim credentials from here, or make them and save them here. */
   identityDir?: string;
   /** Clock in ms for token expiry, the rate limit and the log. Default `Date.now`. */
@@ -144,6 +150,11 @@ export interface ThingRecord {
   thingName: string;
   /** The certificate attached to it by the latest RegisterThing. */
   certificateId: string;
+  /**
+   * Every certificate attached to it, oldest first: a rotation template attaches a new certificate to an
+   * existing thing, and the previous one stays attached (as on AWS) until someone detaches it.
+   */
+  certificateIds: string[];
   /** The template that made it. */
   templateName: string;
   /** The parameters the template ran with (overrides applied). */
@@ -320,6 +331,12 @@ export interface Simulator extends EventEmitter {
   things(): ThingRecord[];
   /** The certificates issued so far (and not deleted for expiry), oldest first. */
   certificates(): CertificateRecord[];
+  /**
+   * Set a certificate INACTIVE, as `aws iot update-certificate --new-status INACTIVE` does: it can no
+   * longer connect, and the connections open with it are closed at once.
+   * @throws {InvalidArgumentError} when the simulator never issued that certificate.
+   */
+  deactivateCertificate(certificateId: string): void;
   /** The log, in order; only one client's entries when `clientId` is given. */
   requests(clientId?: string): RequestLogEntry[];
   /** End every connection and timer; resolves when everything is released. */

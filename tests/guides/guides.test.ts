@@ -11,12 +11,13 @@ import { embeddedExamples, exampleFiles, guideFiles, mismatch, ROOT } from './em
 const guides = guideFiles();
 
 describe('docs/guides', () => {
-  it('has the five guides', () => {
+  it('has the six guides', () => {
     expect(guides).toEqual([
       'docs/guides/handling-errors.md',
       'docs/guides/keys-on-the-device.md',
       'docs/guides/onboarding-from-ci.md',
       'docs/guides/provision-on-aws.md',
+      'docs/guides/rotating-certificates.md',
       'docs/guides/testing-with-the-simulator.md',
     ]);
   });

@@ -249,6 +249,7 @@ describe('registry', () => {
     expect(sim.things().find((t) => t.thingName === 'REG-1')).toEqual({
       thingName: 'REG-1',
       certificateId: id,
+      certificateIds: [id],
       templateName: 'DemoTemplate',
       parameters: { SerialNumber: 'REG-1', Extra: 'e' },
       createdAt: new Date(at),

@@ -109,7 +109,8 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   }
 
   const force = flags.boolean('force');
-  if (!force && !(await hasUnfinishedSets(outDir))) {
+  // A rotation's unfinished set is rotate's to finish: it does not stop the "already provisioned" answer.
+  if (!force && !(await hasUnfinishedSets(outDir, 'provision'))) {
     // The library's own decision, made here before the claim files are read.
     const existing = await inspectExistingSet(outDir, {
       endpoint: endpointUrl(parseEndpoint(endpoint)),

@@ -43,6 +43,7 @@ Options:
                           (default ./simulator)
   --server-key <type>     key type CreateKeysAndCertificate makes: rsa-2048 (as AWS, default) | ec-p256
   --requests-per-second <n>  answer 429 ThrottlingException beyond this rate
+  --certificate-validity-days <n>  issue device certificates valid for n days (default: until 2049)
   --quiet                 do not print a line per request
   --help                  show this help
 
@@ -61,6 +62,7 @@ const FLAGS = {
   out: { type: 'string' },
   'server-key': { type: 'string' },
   'requests-per-second': { type: 'string' },
+  'certificate-validity-days': { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
 
@@ -96,6 +98,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const out = resolve(flags.string('out') ?? 'simulator');
   const serverKeyType = flags.choice('server-key', ['rsa-2048', 'ec-p256'] as const);
   const requestsPerSecond = flags.integer('requests-per-second', { min: 1 });
+  const certificateValidityDays = flags.integer('certificate-validity-days', { min: 1 });
   const templates = flags.has('templates') ? await readTemplates(flags) : undefined;
   const claimPolicy = flags.has('claim-policy') ? await readJsonFile(flags, 'claim-policy') : undefined;
   const quiet = flags.boolean('quiet');
@@ -110,6 +113,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     ...(claimPolicy === undefined ? {} : { claimPolicy }),
     ...(serverKeyType === undefined ? {} : { serverKeyType }),
     ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+    ...(certificateValidityDays === undefined ? {} : { certificateValidityDays }),
   }).catch((error: unknown) => {
     throw listenAdvice(error, host, port);
   });
