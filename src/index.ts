@@ -70,11 +70,11 @@ export type {
 } from './provision-options.js';
 export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision-options.js';
 export { redact } from './redact.js';
-export type { RotatedDevice, RotateOptions } from './rotate.js';
-export { rotate } from './rotate.js';
 export type { RequestTransport } from './request-response.js';
 export type { RetryOptions } from './retry.js';
 export { DEFAULT_RETRY, isRetryable } from './retry.js';
+export type { RotatedDevice, RotateOptions } from './rotate.js';
+export { rotate } from './rotate.js';
 export type {
   CreateCertificateFromCsrRequest,
   CreateCertificateFromCsrResponse,

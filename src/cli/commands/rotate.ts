@@ -89,7 +89,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   const timeoutMs = flags.integer('timeout', { min: 1 });
   const retries = flags.integer('retries', { min: 0, max: 99 });
   const window = flags.integer('if-expires-within', { min: 0 });
-  const caCertificate = flags.has('ca') ? await readPem(flags, 'ca') : undefined;
+  const caCertificate = flags.has('ca') ? await readPem(flags, 'ca', 'CA certificate') : undefined;
 
   if (window !== undefined) {
     const status = await readSetStatus(outDir);
@@ -100,19 +100,13 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
           `left), not within ${window} days: nothing to do`,
       );
       if (json) {
-        output.printRaw(
-          `${JSON.stringify(
-            {
-              rotated: false,
-              ...(status.thingName === undefined ? {} : { thingName: status.thingName }),
-              certificateId: status.certificateId,
-              notAfter: status.notAfter,
-              daysLeft: status.daysLeft,
-            },
-            null,
-            2,
-          )}\n`,
-        );
+        output.printJson({
+          rotated: false,
+          ...(status.thingName === undefined ? {} : { thingName: status.thingName }),
+          certificateId: status.certificateId,
+          notAfter: status.notAfter,
+          daysLeft: status.daysLeft,
+        });
       }
       return EXIT.ok;
     }
@@ -156,7 +150,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
       ...(rotated.verified === undefined ? {} : { verified: rotated.verified }),
       abandonedCertificateIds: rotated.abandonedCertificateIds,
     };
-    output.printRaw(`${JSON.stringify(picked, null, 2)}\n`);
+    output.printJson(picked);
   } else if (output.mode !== 'quiet') {
     output.print(`rotated thing ${rotated.thingName ?? '(none)'}`);
     output.print(`  certificate id  ${rotated.certificateId}`);

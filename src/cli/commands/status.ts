@@ -54,7 +54,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
       unfinished: status.unfinished,
       problems: status.problems,
     };
-    output.printRaw(`${JSON.stringify(shown, null, 2)}\n`);
+    output.printJson(shown);
   } else {
     const modes = status.modes;
     const rows: Array<[string, string | undefined]> = [
