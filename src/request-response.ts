@@ -11,6 +11,7 @@ import {
   InvalidResponseError,
   type OperationName,
   type ResponseIssue,
+  SubscribeFailedError,
 } from './errors.js';
 import { type CallHandle, PendingCall } from './pending-call.js';
 import { type AcceptVerdict, type PairDriver, type PairRequest, TopicPair } from './topic-pair.js';
@@ -69,14 +70,15 @@ export class RequestEngine implements PairDriver {
   readonly #router: TopicRouter;
   readonly #pairs = new Map<string, TopicPair>();
   readonly #byTopic = new Map<string, TopicPair>();
-  readonly #leases = new Set<TopicLease>();
+  /** The subscription of each pair: held from its first use until the last client detaches. */
+  readonly #leases = new Map<TopicPair, TopicLease>();
   readonly #preparing = new Set<CallHandle>();
-  /** Bumped on every disconnect and full detach: subscriptions begun before it are stale. */
-  #generation = 0;
   #clients = 0;
 
   readonly #onDisconnect = (): void => {
-    this.#invalidate();
+    // The subscriptions stay held; the router subscribes them again on the next connection, and every
+    // call waits for that SUBACK before it publishes.
+    for (const pair of this.#pairs.values()) pair.ready = undefined;
     const lost = () =>
       new ConnectionLostError(
         'The connection dropped while the call was pending; the request will not be sent again. ' +
@@ -119,7 +121,7 @@ export class RequestEngine implements PairDriver {
     if (this.#clients === 0 || --this.#clients > 0) return;
     this.#transport.removeListener('close', this.#onDisconnect);
     this.#transport.removeListener('offline', this.#onDisconnect);
-    await Promise.all(this.#invalidate());
+    await Promise.all(this.#releaseAll());
   }
 
   /**
@@ -224,21 +226,29 @@ export class RequestEngine implements PairDriver {
   #subscribe(pairs: readonly TopicPair[], qos: QoS): Promise<void> {
     const cold = pairs.filter((p) => p.ready === undefined);
     if (cold.length > 0) {
-      const generation = this.#generation;
-      // A handler of its own per SUBSCRIBE, so releasing a stale lease touches nothing else.
-      const handler: MessageListener = (topic, payload) => this.#byTopic.get(topic)?.receive(topic, payload);
-      const topics = cold.flatMap((p) => [p.topics.accepted, p.topics.rejected]);
-      const ready = this.#router.subscribe(topics, qos, handler).then((lease) => {
-        if (generation === this.#generation) {
-          this.#leases.add(lease);
-          return;
+      const topics: string[] = [];
+      for (const pair of cold) {
+        let lease = this.#leases.get(pair);
+        if (lease === undefined) {
+          const handler: MessageListener = (topic, payload) => pair.receive(topic, payload);
+          lease = this.#router.hold([pair.topics.accepted, pair.topics.rejected], qos, handler);
+          this.#leases.set(pair, lease);
         }
-        void lease.release();
-        throw new ConnectionLostError('The connection dropped while subscribing. Reconnect and retry.');
-      });
+        topics.push(...lease.topics);
+      }
+      // One SUBSCRIBE for every topic not yet acknowledged on this connection.
+      const ready = this.#router.ready(topics, qos);
       // Registered before any waiter, so a failed subscription is forgotten before anyone retries it.
-      ready.catch(() => {
-        for (const p of cold) if (p.ready === ready) p.ready = undefined;
+      ready.catch((error: unknown) => {
+        for (const pair of cold) {
+          if (pair.ready !== ready) continue;
+          pair.ready = undefined;
+          // A refusal is not kept: the lease goes (and with it the half the broker granted).
+          if (error instanceof SubscribeFailedError) {
+            void this.#leases.get(pair)?.release();
+            this.#leases.delete(pair);
+          }
+        }
       });
       for (const p of cold) p.ready = ready;
     }
@@ -247,10 +257,9 @@ export class RequestEngine implements PairDriver {
     return Promise.all(waits).then(() => undefined);
   }
 
-  /** Forget every subscription: after a drop they may be gone on the broker's side. */
-  #invalidate(): Promise<void>[] {
-    this.#generation++;
-    const released = [...this.#leases].map((lease) => lease.release());
+  /** Release every subscription (the last client detached). */
+  #releaseAll(): Promise<void>[] {
+    const released = [...this.#leases.values()].map((lease) => lease.release());
     this.#leases.clear();
     for (const pair of this.#pairs.values()) pair.ready = undefined;
     return released;
