@@ -1,0 +1,95 @@
+/**
+ * A user's own mqtt.js client on mqtt.js's default options (`resubscribe: true`, reconnecting every
+ * second) behind a proxy that holds SUBACKs: after a reconnect, FleetProvisioningClient publishes only
+ * once the broker has acknowledged both answer topics on the new connection, and close() leaves
+ * nothing mqtt.js would subscribe again. Against aedes (MQTT 3.1.1) and mosquitto (MQTT 3.1.1 and 5).
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import mqtt, { type MqttClient } from 'mqtt';
+import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
+import { topics } from '../../src/topics.js';
+import { brokerCases } from '../helpers/broker-cases.js';
+import { type FrpResponder, startResponder } from '../helpers/frp-responder.js';
+import { closeClients } from '../helpers/mqtt.js';
+import { acknowledgedBefore, type MqttProxy, startMqttProxy } from '../helpers/mqtt-proxy.js';
+
+const cases = brokerCases('never/denied');
+const keys = topics.createKeysAndCertificate();
+
+describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersion, start }) => {
+  let broker: { url: string; close(): Promise<void> };
+  let responder: FrpResponder;
+  let proxy: MqttProxy;
+
+  beforeAll(async () => {
+    broker = await start();
+    responder = await startResponder(broker.url, { protocolVersion });
+    proxy = await startMqttProxy(broker.url);
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+    await responder.close();
+    await broker.close();
+  });
+
+  /** Index in the proxy log of the first request the device published on `connection`. */
+  function requestIndex(connection: number): number {
+    return proxy.log.findIndex(
+      (p) => p.connection === connection && p.direction === 'out' && p.topic === keys.request,
+    );
+  }
+
+  it('publishes after a reconnect only once the broker acknowledged both answer topics, and close() leaves nothing to resubscribe', async () => {
+    // mqtt.js's defaults: resubscribe true, reconnectPeriod 1000 ms, clean session.
+    const device: MqttClient = await mqtt.connectAsync(proxy.url, {
+      clientId: `device-${randomUUID()}`,
+      protocolVersion,
+    });
+    const first = proxy.log.at(-1)?.connection ?? 0;
+    const client = new FleetProvisioningClient(device, { timeoutMs: 15_000 });
+    await client.createKeysAndCertificate();
+
+    // Drop the connection; on the next one, hold every SUBACK until the device either publishes its
+    // request (the defect) or has sent two SUBSCRIBEs for the answer topics (mqtt.js's and its own).
+    const second = first + 1;
+    proxy.holdSubacks(
+      (log) =>
+        log.some((p) => p.connection === second && p.direction === 'out' && p.topic === keys.request) ||
+        log.filter(
+          (p) =>
+            p.connection === second && p.direction === 'out' && p.topics?.includes(keys.accepted) === true,
+        ).length >= 2,
+    );
+    const reconnected = once(device, 'connect');
+    proxy.dropAll();
+    await reconnected;
+    const answer = await client.createKeysAndCertificate();
+    expect(answer.certificateOwnershipToken).toMatch(/^token-/);
+
+    const index = requestIndex(second);
+    expect(index).toBeGreaterThan(0);
+    const acknowledged = acknowledgedBefore(proxy.log, second, index);
+    expect(acknowledged).toEqual(expect.arrayContaining([keys.accepted, keys.rejected]));
+
+    // close(), then another reconnect: mqtt.js must not subscribe the answer topics again.
+    await client.close();
+    const third = second + 1;
+    const again = once(device, 'connect');
+    proxy.dropAll();
+    await again;
+    // A SUBSCRIBE of the test's own, after whatever mqtt.js re-subscribes on 'connect'.
+    await device.subscribeAsync('marker/topic', { qos: 0 });
+    const resubscribed = proxy.log.filter(
+      (p) =>
+        p.connection === third &&
+        p.cmd === 'subscribe' &&
+        (p.topics?.some((t) => t === keys.accepted || t === keys.rejected) ?? false),
+    );
+    expect(resubscribed).toEqual([]);
+    expect(device.listenerCount('message')).toBe(0);
+    await closeClients(device);
+  });
+});
