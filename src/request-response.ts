@@ -180,27 +180,12 @@ export class RequestEngine implements PairDriver {
     payload: Buffer,
     qos: QoS,
   ): { sent: Promise<unknown>; messageId: number | undefined } {
-    const transport = this.#transport;
-    const before = qos === 0 ? undefined : transport.getLastMessageId?.();
-    let sent: Promise<unknown>;
-    try {
-      sent = transport.publishAsync(topic, payload, { qos });
-    } catch (error) {
-      sent = Promise.reject(error);
-    }
-    // mqtt.js allocates the identifier synchronously unless it had to defer the publish; an unchanged
-    // "last identifier" means it did not allocate one, and then there is nothing we could safely remove.
-    const after = before === undefined ? undefined : transport.getLastMessageId?.();
-    return { sent, messageId: after !== undefined && after !== before ? after : undefined };
+    return publishTracked(this.#transport, topic, payload, qos);
   }
 
   /** {@link PairDriver.forget}: take an unacknowledged request back from mqtt.js's outgoing store. */
   forget(messageId: number): void {
-    try {
-      this.#transport.removeOutgoingMessage?.(messageId);
-    } catch {
-      // Nothing to take back: the client no longer holds it.
-    }
+    forgetRequest(this.#transport, messageId);
   }
 
   #assertReady(operation: OperationName | undefined, signal: AbortSignal | undefined): void {
@@ -263,6 +248,38 @@ export class RequestEngine implements PairDriver {
     this.#leases.clear();
     for (const pair of this.#pairs.values()) pair.ready = undefined;
     return released;
+  }
+}
+
+/**
+ * Publish, and learn which packet identifier mqtt.js gave the message (QoS 1), so that it can be taken
+ * back from mqtt.js's outgoing store if the caller stops waiting for it.
+ */
+export function publishTracked(
+  transport: RequestTransport,
+  topic: string,
+  payload: Buffer,
+  qos: QoS,
+): { sent: Promise<unknown>; messageId: number | undefined } {
+  const before = qos === 0 ? undefined : transport.getLastMessageId?.();
+  let sent: Promise<unknown>;
+  try {
+    sent = transport.publishAsync(topic, payload, { qos });
+  } catch (error) {
+    sent = Promise.reject(error);
+  }
+  // mqtt.js allocates the identifier synchronously unless it had to defer the publish; an unchanged
+  // "last identifier" means it did not allocate one, and then there is nothing we could safely remove.
+  const after = before === undefined ? undefined : transport.getLastMessageId?.();
+  return { sent, messageId: after !== undefined && after !== before ? after : undefined };
+}
+
+/** Take an unacknowledged message back from mqtt.js's outgoing store, so a reconnect does not resend it. */
+export function forgetRequest(transport: RequestTransport, messageId: number): void {
+  try {
+    transport.removeOutgoingMessage?.(messageId);
+  } catch {
+    // Nothing to take back: the client no longer holds it.
   }
 }
 

@@ -10,7 +10,8 @@
  * - after a call ends with its request out and unanswered (timeout, abort, close), the next call waits
  *   in quarantine until that late answer shows up (and is dropped) or the window passes;
  * - an operation that can recognise its own answer (CreateCertificateFromCsr: the certificate carries
- *   the CSR's public key) drops a foreign one while a late answer is still owed.
+ *   the CSR's public key) drops a foreign one while a late answer is still owed, and takes a rejection
+ *   that arrives then for the late answer too (a rejection carries nothing to recognise).
  *
  * docs/correlation.md states the guarantee and its limits.
  */
@@ -148,6 +149,13 @@ export class TopicPair {
     }
     const { request } = active;
     if (topic === this.topics.rejected) {
+      // A pair that recognises its own accepted answer cannot recognise a rejection: while an earlier
+      // call's answer is still owed, a rejection may be that one, and must not settle this call.
+      if (request.foreignIssue !== undefined && this.#unanswered > 0) {
+        this.#unanswered--;
+        this.#owed = Math.max(0, this.#owed - 1);
+        return;
+      }
       this.#rejected(request, topic, bytes);
       return;
     }

@@ -185,6 +185,22 @@ export class TopicRouter {
   }
 
   /**
+   * {@link TopicRouter.hold}, refusing at once while offline (nothing is held then).
+   * @throws {ConnectionLostError} when the client is offline.
+   */
+  subscribeLease(
+    topics: readonly string[],
+    qos: QoS,
+    handler: MessageListener,
+    onError?: (error: unknown) => void,
+  ): TopicLease {
+    if (!this.#transport.connected) {
+      throw new ConnectionLostError('The MQTT client is not connected: connect it before subscribing.');
+    }
+    return this.hold(topics, qos, handler, onError);
+  }
+
+  /**
    * Subscribe `handler` to `topics`: {@link TopicRouter.hold}, then wait until the broker acknowledged
    * them. The topics not yet acknowledged go out in a single SUBSCRIBE packet.
    * @throws {ConnectionLostError} when the client is offline or the connection closes first.
@@ -257,7 +273,7 @@ export class TopicRouter {
       { resubscribe: true },
     );
     const asked = new Map(entries.map((e) => [e, e.qos]));
-    const maxQos = entries.reduce<QoS>((max, e) => (e.qos > max ? e.qos : max), 0);
+    const maxQos: QoS = entries.some((e) => e.qos === 1) ? 1 : 0;
     const promise = this.#subscribeAsync(request, maxQos).then(
       (result) => {
         for (const [entry, qos] of asked) {

@@ -5,7 +5,6 @@
  * nothing mqtt.js would subscribe again. Against aedes (MQTT 3.1.1) and mosquitto (MQTT 3.1.1 and 5).
  */
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
@@ -16,6 +15,11 @@ import { closeClients } from '../helpers/mqtt.js';
 import { acknowledgedBefore, type MqttProxy, startMqttProxy } from '../helpers/mqtt-proxy.js';
 
 const cases = brokerCases('never/denied');
+
+/** Resolves on the client's next CONNACK. */
+function nextConnect(device: MqttClient): Promise<void> {
+  return new Promise((resolve) => device.once('connect', () => resolve()));
+}
 const keys = topics.createKeysAndCertificate();
 
 describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersion, start }) => {
@@ -63,7 +67,7 @@ describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersio
             p.connection === second && p.direction === 'out' && p.topics?.includes(keys.accepted) === true,
         ).length >= 2,
     );
-    const reconnected = once(device, 'connect');
+    const reconnected = nextConnect(device);
     proxy.dropAll();
     await reconnected;
     const answer = await client.createKeysAndCertificate();
@@ -77,7 +81,7 @@ describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersio
     // close(), then another reconnect: mqtt.js must not subscribe the answer topics again.
     await client.close();
     const third = second + 1;
-    const again = once(device, 'connect');
+    const again = nextConnect(device);
     proxy.dropAll();
     await again;
     // A SUBSCRIBE of the test's own, after whatever mqtt.js re-subscribes on 'connect'.
