@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
 import { topics } from '../../src/topics.js';
+import { FleetProvisioningError } from '../../src/errors.js';
+import { startAedes } from '../helpers/aedes-broker.js';
 import { brokerCases } from '../helpers/broker-cases.js';
 import { type FrpResponder, startResponder } from '../helpers/frp-responder.js';
 import { closeClients } from '../helpers/mqtt.js';
@@ -97,3 +99,59 @@ describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersio
     await closeClients(device);
   });
 });
+
+describe('a re-subscription the broker refuses after a reconnect (aedes, mqtt.js defaults)', () => {
+  it('fails the pending and the next calls with SUBSCRIBE_FAILED, and publishes nothing', async () => {
+    let refuse = false;
+    const broker = await startAedes({
+      authorizeSubscribe: (_client, sub, done) =>
+        refuse && sub.topic === keys.rejected ? done(null, null) : done(null, sub),
+    });
+    const responder = await startResponder(broker.url);
+    const proxy = await startMqttProxy(broker.url);
+    const device: MqttClient = await mqtt.connectAsync(proxy.url, { clientId: `device-${randomUUID()}` });
+    const first = proxy.log.at(-1)?.connection ?? 0;
+    const client = new FleetProvisioningClient(device, { timeoutMs: 15_000 });
+    await client.createKeysAndCertificate();
+
+    refuse = true;
+    const second = first + 1;
+    proxy.holdSubacks(
+      (log) =>
+        log.some((p) => p.connection === second && p.direction === 'out' && p.topic === keys.request) ||
+        log.filter(
+          (p) =>
+            p.connection === second && p.direction === 'out' && p.topics?.includes(keys.rejected) === true,
+        ).length >= 2,
+    );
+    const reconnected = nextConnect(device);
+    proxy.dropAll();
+    await reconnected;
+    const outcome = (call: Promise<unknown>) =>
+      call.then(
+        () => 'answered',
+        (error: unknown) => (error instanceof FleetProvisioningError ? error : 'uncoded'),
+      );
+    await expect(outcome(client.createKeysAndCertificate())).resolves.toMatchObject({
+      code: 'SUBSCRIBE_FAILED',
+      topic: keys.rejected,
+      reasonCode: 0x80,
+    });
+    await expect(outcome(client.createKeysAndCertificate())).resolves.toMatchObject({
+      code: 'SUBSCRIBE_FAILED',
+    });
+    expect(requestsOn(proxy, second)).toBe(0);
+    await client.close();
+    await closeClients(device);
+    await proxy.close();
+    await responder.close();
+    await broker.close();
+  });
+});
+
+/** Requests the device published on `connection`. */
+function requestsOn(proxy: MqttProxy, connection: number): number {
+  return proxy.log.filter(
+    (p) => p.connection === connection && p.direction === 'out' && p.topic === keys.request,
+  ).length;
+}

@@ -79,10 +79,11 @@ describe('after a reconnect (item 1)', () => {
     expect(fake.listenerTotals()).toEqual(before);
   });
 
-  it('a stream held across a reconnect is subscribed again, and a FleetProvisioningClient sharing its topic waits for that SUBACK', async () => {
+  it('streams held across a reconnect are subscribed again, and a FleetProvisioningClient sharing their topics waits for that SUBACK', async () => {
     const fake = new FrpFake();
     const identity = new IotIdentityClient(fake);
-    const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
+    const accepted = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
+    const rejected = await identity.subscribeToCreateKeysAndCertificateRejected({}, 1);
     fake.drop();
     const suback = gate();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? suback.promise : undefined);
@@ -90,12 +91,15 @@ describe('after a reconnect (item 1)', () => {
     fake.respond = () => [answer(T.keys.accepted, canned.keys(7))];
     const client = new FleetProvisioningClient(fake);
     const call = client.createKeysAndCertificate();
-    await fake.waitFor('subscribe', 2);
+    await fake.waitFor('subscribe', 3);
+    // One turn of the event loop: a client that trusted the old connection's SUBACK has published by now.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(fake.published(T.keys.request)).toBe(0);
     suback.open();
     await expect(call).resolves.toMatchObject({ certificateId: 'cert-7' });
     await client.close();
-    await stream.unsubscribe();
+    await accepted.unsubscribe();
+    await rejected.unsubscribe();
     expect(routerFor(fake).topics).toEqual([]);
   });
 });
