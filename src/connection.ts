@@ -4,11 +4,13 @@
  * importing the package stays cheap.
  */
 import { randomUUID } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
+import { MAX_PAYLOAD_BYTES } from './codec.js';
 import { type Endpoint, endpointUrl } from './endpoint.js';
 import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from './errors.js';
+import { MAX_TIMEOUT_MS } from './option-checks.js';
 
 /** What {@link openConnection} needs. */
 export interface ConnectionOptions {
@@ -26,6 +28,52 @@ export interface ConnectionOptions {
   /** Deadline for TCP, TLS and CONNACK together. */
   timeoutMs: number;
   signal?: AbortSignal;
+}
+
+/** How much longer than our own deadline mqtt.js's CONNACK timer is given. */
+const CONNACK_GRACE_MS = 1_000;
+
+/**
+ * The largest MQTT packet a connection provision() owns accepts: AWS IoT's 128 KiB message limit, plus
+ * room for the topic and headers. A larger answer is not a real one.
+ */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4 * 1024;
+
+/**
+ * Close `socket` as soon as the broker announces a packet over `limit` bytes (the MQTT fixed header
+ * carries its length), so that no more than one chunk of it is ever buffered. On MQTT 5 the broker is
+ * told the limit in CONNECT and never sends such a packet; on MQTT 3.1.1, which has no way to say it,
+ * this is the bound. Reads the same bytes mqtt.js reads, without taking them from it.
+ */
+export function limitPacketSize(socket: Socket, limit: number): void {
+  let need = 0; // bytes of the current packet's body still to skip
+  let header: number[] = []; // the fixed header read so far (type byte + length bytes)
+  socket.on('data', (chunk: Buffer) => {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (need > 0) {
+        const skip = Math.min(need, chunk.length - offset);
+        need -= skip;
+        offset += skip;
+        continue;
+      }
+      const byte = chunk[offset++] ?? 0;
+      header.push(byte);
+      if (header.length === 1) continue;
+      if ((byte & 0x80) !== 0 && header.length < 5) continue;
+      let length = 0;
+      for (let i = header.length - 1; i >= 1; i--) length = length * 128 + ((header[i] ?? 0) & 0x7f);
+      const total = header.length + length;
+      header = [];
+      if (total > limit) {
+        socket.destroy(
+          new Error(`The broker sent an MQTT packet of ${total} bytes, over the ${limit}-byte limit.`),
+        );
+        return;
+      }
+      need = length;
+    }
+  });
 }
 
 /** A unique client id, as AWS IoT disconnects the older of two connections that share one. */
@@ -47,6 +95,7 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   }
   if (signal?.aborted === true) throw new AbortedError(signal.reason);
   const { MqttClient } = await import('mqtt');
+  const protocolVersion = options.protocolVersion ?? 4;
   const url = endpointUrl(endpoint);
   const client = new MqttClient(
     () => {
@@ -65,14 +114,20 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
           })
         : netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true });
       socket.setNoDelay(true);
+      limitPacketSize(socket, MAX_PACKET_BYTES);
       return socket;
     },
     {
       clientId: options.clientId ?? defaultClientId(),
-      protocolVersion: options.protocolVersion ?? 4,
+      protocolVersion,
       clean: true,
       reconnectPeriod: 0,
-      connectTimeout: timeoutMs,
+      // Our own deadline below reports a stalled CONNECT as TIMEOUT (phase connect); mqtt.js's own
+      // CONNACK timer only backs it up, later.
+      connectTimeout: Math.min(timeoutMs + CONNACK_GRACE_MS, MAX_TIMEOUT_MS),
+      // On MQTT 5 the broker must not send a packet larger than this: an oversized message is dropped
+      // by the broker instead of being buffered whole by mqtt.js before the size check can run.
+      ...(protocolVersion === 5 ? { properties: { maximumPacketSize: MAX_PACKET_BYTES } } : {}),
       resubscribe: false,
       queueQoSZero: false,
     },
@@ -90,7 +145,12 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
         else reject(error);
       };
       const onConnect = () => settle();
-      const onError = (error: Error) => settle(connectFailure(url, error));
+      const onError = (error: Error) =>
+        settle(
+          error.message === 'connack timeout'
+            ? new TimeoutError({ phase: 'connect', timeoutMs })
+            : connectFailure(url, error),
+        );
       const onClose = () =>
         settle(
           new ConnectionLostError(

@@ -3,6 +3,7 @@
  * a bounded number of times.
  */
 import { AbortedError, FleetProvisioningError, InvalidArgumentError } from './errors.js';
+import { assertTimeout } from './option-checks.js';
 
 /** How provision() retries. */
 export interface RetryOptions {
@@ -22,7 +23,8 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500, maxDe
 
 /**
  * Fill in and check a retry policy; `false` means one try only.
- * @throws {InvalidArgumentError} on a value that is not a non-negative number (attempts: a whole number ≥ 1).
+ * @throws {InvalidArgumentError} on a delay that is not a whole number of milliseconds `setTimeout` honours
+ * (0 included), or attempts that are not a whole number from 1 to 100.
  */
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { ...DEFAULT_RETRY, attempts: 1 };
@@ -30,12 +32,7 @@ export function retryPolicy(options: RetryOptions | false | undefined): RetryPol
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1 || policy.attempts > 100) {
     throw new InvalidArgumentError('retry.attempts must be a whole number from 1 to 100.');
   }
-  for (const key of ['baseDelayMs', 'maxDelayMs'] as const) {
-    const value = policy[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new InvalidArgumentError(`retry.${key} must be a number of milliseconds, 0 or more.`);
-    }
-  }
+  for (const key of ['baseDelayMs', 'maxDelayMs'] as const) assertTimeout(policy[key], `retry.${key}`, 0);
   return policy;
 }
 
