@@ -37,13 +37,19 @@ export function retryPolicy(options: RetryOptions | false | undefined): RetryPol
 }
 
 /**
- * True for what may succeed when tried again: a rejection with status 429 or 5xx, a timeout, a lost
- * connection (but not a server certificate that is not trusted). Everything else (a 4xx, a bad answer, a
+ * True for what may succeed when tried again: a rejection with status 429 or 5xx, a SUBACK or PUBACK
+ * that says the broker throttles the client (MQTT 5 0x96, 0x97), a timeout, a lost connection (but not
+ * a server certificate that is not trusted). Everything else (a 4xx, a bad answer, a
  * bad argument, an abort) fails the same way twice.
  */
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof FleetProvisioningError)) return false;
-  if (error.code === 'REJECTED' || error.code === 'CONNECTION_LOST') {
+  if (
+    error.code === 'REJECTED' ||
+    error.code === 'CONNECTION_LOST' ||
+    error.code === 'SUBSCRIBE_FAILED' ||
+    error.code === 'PUBLISH_FAILED'
+  ) {
     return 'retryable' in error && error.retryable === true;
   }
   return error.code === 'TIMEOUT';

@@ -21,6 +21,7 @@ import {
   type OperationName,
   PublishFailedError,
   RejectedError,
+  reasonMeaning,
 } from './errors.js';
 import type { CallEnd, CallHandle } from './pending-call.js';
 import { ErrorResponseSchema } from './schemas.js';
@@ -344,12 +345,22 @@ export function publishFailure(
       { cause: error },
     );
   }
-  const reason = typeof code === 'number' ? ` (reason code 0x${code.toString(16).padStart(2, '0')})` : '';
-  return new PublishFailedError(
-    `Publishing the ${operation} request failed${reason}. The claim certificate's policy must allow ` +
-      'iot:Publish on the request topic.',
-    { cause: error },
-  );
+  if (typeof code !== 'number') {
+    return new PublishFailedError(`Publishing the ${operation} request failed: ${message || 'no reason given'}.`, {
+      cause: error,
+    });
+  }
+  const meaning = reasonMeaning(code);
+  const reason = `reason code 0x${code.toString(16).padStart(2, '0')} ${meaning.name}`;
+  let advice: string;
+  if (meaning.throttled) advice = 'The broker throttles this client: retry with backoff.';
+  else if (meaning.unauthorized) {
+    advice = "The claim certificate's policy does not allow iot:Publish on the request topic.";
+  } else advice = "On AWS IoT, check that the claim certificate's policy allows iot:Publish on the request topic.";
+  return new PublishFailedError(`The broker refused the ${operation} request (${reason}). ${advice}`, {
+    cause: error,
+    reasonCode: code,
+  });
 }
 
 /** The messages mqtt.js uses when it fails a publish because the connection is going away. */

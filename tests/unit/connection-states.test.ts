@@ -8,6 +8,8 @@ import { FleetProvisioningError } from '../../src/errors.js';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
 import { IotIdentityClient } from '../../src/iot-identity-client.js';
 import { createCsr, generateKeyPair } from '../../src/keys.js';
+import { provision } from '../../src/provision.js';
+import { isRetryable } from '../../src/retry.js';
 import { routerFor } from '../../src/topic-router.js';
 import { answer, canned, FrpFake, frpTopics } from '../helpers/frp-fake.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
@@ -252,5 +254,83 @@ describe('streams (item 10)', () => {
     expect(stream.closed).toBe(true);
     expect(fake.sent('unsubscribe')).toEqual([{ type: 'unsubscribe', topics: [T.keys.accepted] }]);
     expect(fake.listenerCount('message')).toBe(0);
+  });
+});
+
+describe('MQTT 5 reason codes by meaning (item 7)', () => {
+  const refusal = (code: number) =>
+    Promise.reject(Object.assign(new Error(`Publish error: ${code}`), { code }));
+
+  it('a PUBACK 0x97 (quota exceeded) is a retryable throttle, and says so', async () => {
+    const fake = new FrpFake();
+    fake.beforeAck = (e) => (e.type === 'publish' ? refusal(0x97) : undefined);
+    const client = new FleetProvisioningClient(fake);
+    const error = await failure(client.createKeysAndCertificate());
+    expect(error).toMatchObject({ code: 'PUBLISH_FAILED', reasonCode: 0x97, retryable: true });
+    expect(error.message).toMatch(/quota exceeded/);
+    expect(error.message).toMatch(/throttles/);
+    expect(error.message).not.toMatch(/policy/);
+    expect(isRetryable(error)).toBe(true);
+    await client.close();
+  });
+
+  it('a PUBACK 0x87 (not authorized) names the policy and is not retryable', async () => {
+    const fake = new FrpFake();
+    fake.beforeAck = (e) => (e.type === 'publish' ? refusal(0x87) : undefined);
+    const client = new FleetProvisioningClient(fake);
+    const error = await failure(client.createKeysAndCertificate());
+    expect(error).toMatchObject({ code: 'PUBLISH_FAILED', reasonCode: 0x87, retryable: false });
+    expect(error.message).toMatch(/not authorized.*policy does not allow iot:Publish/);
+    expect(isRetryable(error)).toBe(false);
+    await client.close();
+  });
+
+  it.each([
+    ['0x96', 0x96],
+    ['0x97', 0x97],
+  ])('a SUBACK %s is a retryable throttle', async (_name, code) => {
+    const fake = new FrpFake();
+    fake.refuse.set(T.keys.accepted, code);
+    const client = new FleetProvisioningClient(fake);
+    const error = await failure(client.createKeysAndCertificate());
+    expect(error).toMatchObject({ code: 'SUBSCRIBE_FAILED', reasonCode: code, retryable: true });
+    expect(error.message).toMatch(/throttles this client: retry with backoff/);
+    expect(isRetryable(error)).toBe(true);
+    await client.close();
+  });
+
+  it('provision() retries a throttled PUBACK and then succeeds', async () => {
+    const ca = await makeCa();
+    const pair = await generateKeyPair('ec-p256');
+    const certificatePem = await issueCertificate(ca, await createCsr({ keys: pair.keys }));
+    const fake = new FrpFake();
+    let throttled = false;
+    fake.beforeAck = (e) => {
+      if (e.type !== 'publish' || throttled) return undefined;
+      throttled = true;
+      return refusal(0x97);
+    };
+    fake.respond = (e) =>
+      e.topic === T.keys.request
+        ? [
+            answer(T.keys.accepted, {
+              certificateId: 'cert-1',
+              certificatePem,
+              privateKey: pair.privateKeyPem,
+              certificateOwnershipToken: 'token-1-abcdefgh',
+            }),
+          ]
+        : [answer(T.register.accepted, canned.thing(1))];
+    const retries: string[] = [];
+    const device = await provision({
+      client: fake,
+      templateName: 'Factory',
+      retry: { baseDelayMs: 0 },
+      onProgress: (event) => {
+        if (event.step === 'retrying') retries.push(event.code);
+      },
+    });
+    expect(device).toMatchObject({ certificateId: 'cert-1', thingName: 'thing-1' });
+    expect(retries).toEqual(['PUBLISH_FAILED']);
   });
 });
