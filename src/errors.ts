@@ -176,26 +176,26 @@ export interface ReasonMeaning {
   unauthorized: boolean;
 }
 
-const REASON_NAMES: Record<number, string> = {
-  0x80: 'unspecified error',
-  0x83: 'implementation specific error',
-  0x87: 'not authorized',
-  0x89: 'server busy',
-  0x8f: 'topic filter invalid',
-  0x90: 'topic name invalid',
-  0x91: 'packet identifier in use',
-  0x95: 'packet too large',
-  0x96: 'message rate too high',
-  0x97: 'quota exceeded',
-  0x99: 'payload format invalid',
-  0x9e: 'shared subscriptions not supported',
-  0x9f: 'connection rate exceeded',
-};
+const REASON_NAMES = new Map<number, string>([
+  [0x80, 'unspecified error'],
+  [0x83, 'implementation specific error'],
+  [0x87, 'not authorized'],
+  [0x89, 'server busy'],
+  [0x8f, 'topic filter invalid'],
+  [0x90, 'topic name invalid'],
+  [0x91, 'packet identifier in use'],
+  [0x95, 'packet too large'],
+  [0x96, 'message rate too high'],
+  [0x97, 'quota exceeded'],
+  [0x99, 'payload format invalid'],
+  [0x9e, 'shared subscriptions not supported'],
+  [0x9f, 'connection rate exceeded'],
+]);
 
 /** The meaning of an MQTT reason code: 0x96, 0x97, 0x9F (and 0x89) are throttles; 0x87 is the policy. */
 export function reasonMeaning(code: number): ReasonMeaning {
   return {
-    name: REASON_NAMES[code] ?? 'refused',
+    name: REASON_NAMES.get(code) ?? 'refused',
     throttled: code === 0x96 || code === 0x97 || code === 0x9f || code === 0x89,
     unauthorized: code === 0x87,
   };
