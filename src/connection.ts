@@ -174,9 +174,25 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   return client;
 }
 
-/** Close a connection provision() opened, waiting for it to finish; never throws. */
+/** The longest {@link closeConnection} waits for mqtt.js to finish closing. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** Close a connection provision() opened, waiting for it to finish (at most 5 s); never throws. */
 export async function closeConnection(client: MqttClient): Promise<void> {
-  await client.endAsync(true).catch(() => undefined);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+    timer.unref();
+    client.endAsync(true).then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
 }
 
 function isIpAddress(host: string): boolean {

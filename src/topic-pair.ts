@@ -346,9 +346,12 @@ export function publishFailure(
     );
   }
   if (typeof code !== 'number') {
-    return new PublishFailedError(`Publishing the ${operation} request failed: ${message || 'no reason given'}.`, {
-      cause: error,
-    });
+    return new PublishFailedError(
+      `Publishing the ${operation} request failed: ${message || 'no reason given'}.`,
+      {
+        cause: error,
+      },
+    );
   }
   const meaning = reasonMeaning(code);
   const reason = `reason code 0x${code.toString(16).padStart(2, '0')} ${meaning.name}`;
@@ -356,7 +359,8 @@ export function publishFailure(
   if (meaning.throttled) advice = 'The broker throttles this client: retry with backoff.';
   else if (meaning.unauthorized) {
     advice = "The claim certificate's policy does not allow iot:Publish on the request topic.";
-  } else advice = "On AWS IoT, check that the claim certificate's policy allows iot:Publish on the request topic.";
+  } else
+    advice = "On AWS IoT, check that the claim certificate's policy allows iot:Publish on the request topic.";
   return new PublishFailedError(`The broker refused the ${operation} request (${reason}). ${advice}`, {
     cause: error,
     reasonCode: code,

@@ -334,3 +334,26 @@ describe('MQTT 5 reason codes by meaning (item 7)', () => {
     expect(retries).toEqual(['PUBLISH_FAILED']);
   });
 });
+
+describe('every wait is bounded', () => {
+  it('close() resolves even when the broker never answers the UNSUBSCRIBE', async () => {
+    const fake = new FrpFake();
+    fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
+    const client = new FleetProvisioningClient(fake);
+    await client.createKeysAndCertificate();
+    fake.unsubscribeAsync = () => new Promise<unknown>(() => {});
+    await client.close();
+    expect(fake.listenerTotals()).toEqual({ message: 0, close: 0, offline: 0 });
+  }, 15_000);
+
+  it('close() resolves even when a SUBACK in flight never comes', async () => {
+    const fake = new FrpFake();
+    fake.beforeAck = (e) => (e.type === 'subscribe' ? new Promise<void>(() => {}) : undefined);
+    const client = new FleetProvisioningClient(fake);
+    const call = failure(client.createKeysAndCertificate());
+    await fake.waitFor('subscribe');
+    await client.close();
+    await expect(call).resolves.toMatchObject({ code: 'CLIENT_CLOSED' });
+    expect(fake.listenerCount('message')).toBe(0);
+  }, 15_000);
+});
