@@ -18,6 +18,16 @@ import { acknowledgedBefore, type MqttProxy, startMqttProxy } from '../helpers/m
 
 const cases = brokerCases('never/denied');
 
+/**
+ * The user's client options, and how many SUBSCRIBEs for the answer topics it sends after a reconnect:
+ * mqtt.js re-subscribes by itself only with `resubscribe: true` and no session resumed.
+ */
+const CLIENT_OPTIONS = [
+  { name: "mqtt.js's defaults", options: {}, subscribes: 2 },
+  { name: 'resubscribe: false', options: { resubscribe: false }, subscribes: 1 },
+  { name: 'clean: false', options: { clean: false }, subscribes: 1 },
+];
+
 /** Resolves on the client's next CONNACK. */
 function nextConnect(device: MqttClient): Promise<void> {
   return new Promise((resolve) => device.once('connect', () => resolve()));
@@ -48,56 +58,61 @@ describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersio
     );
   }
 
-  it('publishes after a reconnect only once the broker acknowledged both answer topics, and close() leaves nothing to resubscribe', async () => {
-    // mqtt.js's defaults: resubscribe true, reconnectPeriod 1000 ms, clean session.
-    const device: MqttClient = await mqtt.connectAsync(proxy.url, {
-      clientId: `device-${randomUUID()}`,
-      protocolVersion,
-    });
-    const first = proxy.log.at(-1)?.connection ?? 0;
-    const client = new FleetProvisioningClient(device, { timeoutMs: 15_000 });
-    await client.createKeysAndCertificate();
+  it.each(CLIENT_OPTIONS)(
+    'with $name: publishes after a reconnect only once the broker acknowledged both answer topics, and close() leaves nothing to resubscribe',
+    async ({ options, subscribes }) => {
+      // mqtt.js's defaults (resubscribe true, reconnectPeriod 1000 ms, clean session) unless overridden.
+      const device: MqttClient = await mqtt.connectAsync(proxy.url, {
+        clientId: `device-${randomUUID()}`,
+        protocolVersion,
+        ...options,
+      });
+      const first = proxy.log.at(-1)?.connection ?? 0;
+      const client = new FleetProvisioningClient(device, { timeoutMs: 15_000 });
+      await client.createKeysAndCertificate();
 
-    // Drop the connection; on the next one, hold every SUBACK until the device either publishes its
-    // request (the defect) or has sent two SUBSCRIBEs for the answer topics (mqtt.js's and its own).
-    const second = first + 1;
-    proxy.holdSubacks(
-      (log) =>
-        log.some((p) => p.connection === second && p.direction === 'out' && p.topic === keys.request) ||
-        log.filter(
-          (p) =>
-            p.connection === second && p.direction === 'out' && p.topics?.includes(keys.accepted) === true,
-        ).length >= 2,
-    );
-    const reconnected = nextConnect(device);
-    proxy.dropAll();
-    await reconnected;
-    const answer = await client.createKeysAndCertificate();
-    expect(answer.certificateOwnershipToken).toMatch(/^token-/);
+      // Drop the connection; on the next one, hold every SUBACK until the device either publishes its
+      // request (the defect) or has sent every SUBSCRIBE for the answer topics it will send (its own, and
+      // mqtt.js's when mqtt.js re-subscribes by itself).
+      const second = first + 1;
+      proxy.holdSubacks(
+        (log) =>
+          log.some((p) => p.connection === second && p.direction === 'out' && p.topic === keys.request) ||
+          log.filter(
+            (p) =>
+              p.connection === second && p.direction === 'out' && p.topics?.includes(keys.accepted) === true,
+          ).length >= subscribes,
+      );
+      const reconnected = nextConnect(device);
+      proxy.dropAll();
+      await reconnected;
+      const answer = await client.createKeysAndCertificate();
+      expect(answer.certificateOwnershipToken).toMatch(/^token-/);
 
-    const index = requestIndex(second);
-    expect(index).toBeGreaterThan(0);
-    const acknowledged = acknowledgedBefore(proxy.log, second, index);
-    expect(acknowledged).toEqual(expect.arrayContaining([keys.accepted, keys.rejected]));
+      const index = requestIndex(second);
+      expect(index).toBeGreaterThan(0);
+      const acknowledged = acknowledgedBefore(proxy.log, second, index);
+      expect(acknowledged).toEqual(expect.arrayContaining([keys.accepted, keys.rejected]));
 
-    // close(), then another reconnect: mqtt.js must not subscribe the answer topics again.
-    await client.close();
-    const third = second + 1;
-    const again = nextConnect(device);
-    proxy.dropAll();
-    await again;
-    // A SUBSCRIBE of the test's own, after whatever mqtt.js re-subscribes on 'connect'.
-    await device.subscribeAsync('marker/topic', { qos: 0 });
-    const resubscribed = proxy.log.filter(
-      (p) =>
-        p.connection === third &&
-        p.cmd === 'subscribe' &&
-        (p.topics?.some((t) => t === keys.accepted || t === keys.rejected) ?? false),
-    );
-    expect(resubscribed).toEqual([]);
-    expect(device.listenerCount('message')).toBe(0);
-    await closeClients(device);
-  });
+      // close(), then another reconnect: mqtt.js must not subscribe the answer topics again.
+      await client.close();
+      const third = second + 1;
+      const again = nextConnect(device);
+      proxy.dropAll();
+      await again;
+      // A SUBSCRIBE of the test's own, after whatever mqtt.js re-subscribes on 'connect'.
+      await device.subscribeAsync('marker/topic', { qos: 0 });
+      const resubscribed = proxy.log.filter(
+        (p) =>
+          p.connection === third &&
+          p.cmd === 'subscribe' &&
+          (p.topics?.some((t) => t === keys.accepted || t === keys.rejected) ?? false),
+      );
+      expect(resubscribed).toEqual([]);
+      expect(device.listenerCount('message')).toBe(0);
+      await closeClients(device);
+    },
+  );
 });
 
 describe('a re-subscription the broker refuses after a reconnect (aedes, mqtt.js defaults)', () => {
