@@ -14,7 +14,15 @@ export type MessageListener = (topic: string, payload: Buffer) => void;
  * mqtt.js send the packet even for a topic it already remembers (without it, mqtt.js completes such a
  * SUBSCRIBE locally, without asking the broker).
  */
-export type SubscriptionRequest = { [topic: string]: { qos: QoS } } & { resubscribe?: boolean };
+export type SubscriptionRequest = {
+  [topic: string]: {
+    /** The QoS asked for this topic filter. */
+    qos: QoS;
+  };
+} & {
+  /** Send the SUBSCRIBE even for topics mqtt.js remembers. */
+  resubscribe?: boolean;
+};
 
 /** What the library asks of an MQTT client (mqtt.js v5's `MqttClient` fits as it is). */
 export interface MqttTransport {
