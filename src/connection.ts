@@ -9,7 +9,13 @@ import { connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
 import { MAX_PAYLOAD_BYTES } from './codec.js';
 import { type Endpoint, endpointUrl } from './endpoint.js';
-import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from './errors.js';
+import {
+  AbortedError,
+  ConnectionLostError,
+  InvalidArgumentError,
+  reasonMeaning,
+  TimeoutError,
+} from './errors.js';
 import { MAX_TIMEOUT_MS } from './option-checks.js';
 
 /** What {@link openConnection} needs. */
@@ -200,10 +206,14 @@ function isIpAddress(host: string): boolean {
 }
 
 function connectFailure(url: string, error: Error): ConnectionLostError {
-  const code = 'code' in error ? String(error.code) : '';
+  const reasonCode: unknown = 'code' in error ? error.code : undefined;
+  const code = reasonCode === undefined ? '' : String(reasonCode);
   let hint = 'Check the endpoint, the network and the credentials.';
   let retryable = true;
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
+  if (typeof reasonCode === 'number' && reasonMeaning(reasonCode).throttled) {
+    // MQTT 5 CONNACK 0x96/0x97/0x9F (rate, quota, connection rate): a throttle, like a 429.
+    hint = 'The broker throttles connections: retry with backoff.';
+  } else if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
     hint = "The server's certificate is not trusted: pass the CA that signs it (for AWS, Amazon Root CA 1).";
     retryable = false;
   } else if (code === 'ECONNREFUSED') {

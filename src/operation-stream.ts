@@ -67,17 +67,19 @@ export class OperationStream<T> implements AsyncIterable<T> {
   }
 
   /**
-   * Subscribe to `spec.topic` through `router` and resolve once the SUBACK is in. Messages that arrive
-   * before then are delivered too, as AWS documents for its clients.
+   * Subscribe to `spec.topic` through `router` and resolve once the SUBACK is in, waiting at most
+   * `timeoutMs` (default 60 000) for it. Messages that arrive before then are delivered too, as AWS
+   * documents for its clients.
    * @throws {SubscribeFailedError} when the broker refuses the topic.
    * @throws {ConnectionLostError} when the client is offline or drops first.
+   * @throws {TimeoutError} phase `subscribe` when the SUBACK does not come in time.
    */
   static async open<T>(
     router: TopicRouter,
     spec: StreamSpec<T>,
     qos: QoS,
-    callback: StreamCallback<T> | undefined,
-    timeoutMs: number,
+    callback?: StreamCallback<T>,
+    timeoutMs = 60_000,
   ): Promise<OperationStream<T>> {
     const stream = new OperationStream(spec, qos, callback);
     // The lease is held (and the listener installed) before the SUBSCRIBE goes out.

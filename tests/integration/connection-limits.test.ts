@@ -14,6 +14,7 @@ import { closeConnection, MAX_PACKET_BYTES, openConnection } from '../../src/con
 import { parseEndpoint } from '../../src/endpoint.js';
 import { FleetProvisioningError } from '../../src/errors.js';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
+import { IotIdentityClient } from '../../src/iot-identity-client.js';
 import { provision } from '../../src/provision.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { runCli } from '../helpers/cli-run.js';
@@ -229,5 +230,46 @@ describe('an oversized message is never buffered whole (item 11)', () => {
     await closeClients(sender);
     await closeConnection(device);
     await broker.close();
+  });
+});
+
+describe('reason codes and granted QoS from real brokers (items 7 and 9)', () => {
+  it('a CONNACK 0x9F (connection rate exceeded) is a retryable throttle, and says so', async () => {
+    // A broker that answers every CONNECT with MQTT 5 CONNACK reason code 0x9F.
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end(Buffer.from([0x20, 0x03, 0x00, 0x9f, 0x00])));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no TCP address');
+    try {
+      const error = await failure(
+        openConnection({
+          endpoint: parseEndpoint(`mqtt://127.0.0.1:${address.port}`),
+          protocolVersion: 5,
+          timeoutMs: 5_000,
+        }),
+      );
+      expect(error).toMatchObject({ code: 'CONNECTION_LOST', retryable: true });
+      expect(error.message).toMatch(/throttles connections: retry with backoff/);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a stream reports the QoS mosquitto granted (max_qos 0), not the QoS asked for', async () => {
+    const broker = await startMosquitto({ extraConfig: ['max_qos 0'] });
+    try {
+      const device = await connectClient(broker.url, { protocolVersion: 5 });
+      const identity = new IotIdentityClient(device);
+      const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
+      expect(stream.qos).toBe(0);
+      await stream.unsubscribe();
+      await closeClients(device);
+    } finally {
+      await broker.close();
+    }
   });
 });
