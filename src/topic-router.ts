@@ -311,7 +311,10 @@ export class TopicRouter {
     return this.#transport.subscribeAsync(request, { qos });
   }
 
-  /** Entries released while their SUBSCRIBE was in flight: the broker now holds them for no one. */
+  /**
+   * Entries released while their SUBSCRIBE was in flight: the broker now holds them for no one. A topic
+   * held again since keeps its subscription (the new holder's SUBSCRIBE went out after this one).
+   */
   #unsubscribeAbandoned(topics: readonly string[], entries: readonly TopicEntry[]): void {
     const abandoned = topics.filter((topic, i) => this.#entries.get(topic) !== entries[i]);
     if (abandoned.length > 0) void this.#sendUnsubscribe(abandoned);
@@ -362,7 +365,11 @@ export class TopicRouter {
     return batch.done;
   }
 
-  #flushUnsubscribe(topics: string[]): Promise<void> {
+  #flushUnsubscribe(requested: string[]): Promise<void> {
+    // A topic held again in the meantime is not unsubscribed: its new SUBSCRIBE may be out already, and
+    // an UNSUBSCRIBE after it would undo it.
+    const topics = [...new Set(requested)].filter((topic) => !this.#entries.has(topic));
+    if (topics.length === 0) return Promise.resolve();
     let sent: Promise<unknown>;
     try {
       // Offline too: mqtt.js then forgets the topics at once (it would subscribe them again after a

@@ -357,3 +357,33 @@ describe('every wait is bounded', () => {
     expect(fake.listenerCount('message')).toBe(0);
   }, 15_000);
 });
+
+describe('releasing and holding a topic again in one turn', () => {
+  it('never sends an UNSUBSCRIBE after the new SUBSCRIBE', async () => {
+    const fake = new FrpFake();
+    const router = routerFor(fake);
+    const first = await router.subscribe([T.keys.accepted], 1, () => {});
+    const released = first.release();
+    const second = await router.subscribe([T.keys.accepted], 1, () => {});
+    await released;
+    expect(fake.wire.at(-1)).toMatchObject({ type: 'subscribe', topics: [T.keys.accepted] });
+    await second.release();
+    expect(fake.wire.at(-1)).toMatchObject({ type: 'unsubscribe', topics: [T.keys.accepted] });
+  });
+
+  it('a SUBACK of a released subscription does not undo the one that replaced it', async () => {
+    const fake = new FrpFake();
+    const router = routerFor(fake);
+    const suback = gate();
+    fake.beforeAck = (e) => (e.type === 'subscribe' ? suback.promise : undefined);
+    const first = router.hold([T.keys.accepted], 1, () => {});
+    const firstReady = first.ready().catch(() => undefined);
+    const released = first.release();
+    const second = router.hold([T.keys.accepted], 1, () => {});
+    const secondReady = second.ready();
+    suback.open();
+    await Promise.all([firstReady, released, secondReady]);
+    expect(fake.sent('unsubscribe')).toEqual([]);
+    await second.release();
+  });
+});
