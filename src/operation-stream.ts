@@ -50,8 +50,7 @@ export const STREAM_BUFFER_LIMIT = 64;
 export class OperationStream<T> implements AsyncIterable<T> {
   /** The subscribed topic. */
   readonly topic: string;
-  /** The QoS the broker granted in its SUBACK (it may be lower than the one asked for). */
-  qos: QoS;
+  #qos: QoS;
   readonly #spec: StreamSpec<T>;
   readonly #callback: StreamCallback<T> | undefined;
   readonly #buffer: Item<T>[] = [];
@@ -61,7 +60,7 @@ export class OperationStream<T> implements AsyncIterable<T> {
 
   private constructor(spec: StreamSpec<T>, qos: QoS, callback: StreamCallback<T> | undefined) {
     this.topic = spec.topic;
-    this.qos = qos;
+    this.#qos = qos;
     this.#spec = spec;
     this.#callback = callback;
   }
@@ -104,8 +103,13 @@ export class OperationStream<T> implements AsyncIterable<T> {
       throw error;
     }
     const granted = lease.granted(spec.topic);
-    stream.qos = granted === 0 ? 0 : granted === undefined ? qos : 1;
+    stream.#qos = granted === 0 ? 0 : granted === undefined ? qos : 1;
     return stream;
+  }
+
+  /** The QoS the broker granted in its SUBACK (it may be lower than the one asked for). */
+  get qos(): QoS {
+    return this.#qos;
   }
 
   /** True once {@link OperationStream.unsubscribe} was called. */

@@ -114,6 +114,8 @@ export class TopicRouter {
     const entries = [...this.#entries.values()];
     if (entries.length === 0) return;
     this.#ensure(entries).catch((error: unknown) => {
+      // A drop during it is followed by another connection, and another try: only a refusal is news.
+      if (!(error instanceof SubscribeFailedError)) return;
       for (const entry of entries) {
         for (const handler of entry.handlers) this.#onError.get(handler)?.(error);
       }

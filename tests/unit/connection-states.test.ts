@@ -106,6 +106,28 @@ describe('after a reconnect (item 1)', () => {
   });
 });
 
+describe('a stream across a reconnect', () => {
+  it('hears a refused re-subscription as SUBSCRIBE_FAILED', async () => {
+    const fake = new FrpFake();
+    const identity = new IotIdentityClient(fake);
+    const errors: unknown[] = [];
+    const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1, (error) => {
+      if (error !== undefined) errors.push(error);
+    });
+    fake.drop();
+    fake.refuse.set(T.keys.accepted, 0x87);
+    fake.reconnect();
+    const iterated = failure(
+      (async () => {
+        for await (const _ of stream) return;
+      })(),
+    );
+    await expect(iterated).resolves.toMatchObject({ code: 'SUBSCRIBE_FAILED', reasonCode: 0x87 });
+    expect(errors).toHaveLength(1);
+    await stream.unsubscribe();
+  });
+});
+
 describe('late rejected answers (item 2)', () => {
   let ca: TestCa;
   let csrA: string;
