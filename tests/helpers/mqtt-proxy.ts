@@ -56,6 +56,8 @@ export interface MqttProxy {
    * when `until` is omitted.
    */
   holdSubacks(until?: (log: readonly ProxiedPacket[]) => boolean): void;
+  /** As {@link MqttProxy.holdSubacks}, for PUBACKs. */
+  holdPubacks(until?: (log: readonly ProxiedPacket[]) => boolean): void;
   /** Let held packets go. */
   release(): void;
   /** Resolves once a logged packet matches. */
@@ -102,7 +104,7 @@ class PacketSplitter {
   }
 }
 
-function describe(
+function describePacket(
   packet: Buffer,
   direction: 'out' | 'in',
   connection: number,
@@ -170,13 +172,14 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
   const log: ProxiedPacket[] = [];
   const sockets = new Set<Socket>();
   const watchers = new Set<() => void>();
-  let holding = false;
+  /** The packet type held (9 SUBACK, 4 PUBACK), or undefined. */
+  let holding: number | undefined;
   let until: ((log: readonly ProxiedPacket[]) => boolean) | undefined;
   const held = new Set<() => void>();
   let connections = 0;
 
   const notify = () => {
-    if (holding && until?.(log) === true) proxy.release();
+    if (holding !== undefined && until?.(log) === true) proxy.release();
     for (const watcher of [...watchers]) watcher();
   };
 
@@ -200,7 +203,7 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
     const outgoing = new PacketSplitter();
     client.on('data', (chunk: Buffer) => {
       for (const packet of outgoing.push(chunk)) {
-        log.push(describe(packet, 'out', connection, version));
+        log.push(describePacket(packet, 'out', connection, version));
         broker.write(packet);
         notify();
       }
@@ -214,7 +217,7 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
       while (!blocked && queue.length > 0) {
         const packet = queue[0];
         if (packet === undefined) break;
-        if (holding && (packet[0] ?? 0) >> 4 === 9) {
+        if (holding !== undefined && (packet[0] ?? 0) >> 4 === holding) {
           blocked = true;
           const resume = () => {
             held.delete(resume);
@@ -226,7 +229,7 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
         }
         queue.shift();
         if (client.destroyed) continue;
-        log.push(describe(packet, 'in', connection, version));
+        log.push(describePacket(packet, 'in', connection, version));
         client.write(packet);
         notify();
       }
@@ -245,11 +248,15 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
     url: `mqtt://127.0.0.1:${address.port}`,
     log,
     holdSubacks(condition) {
-      holding = true;
+      holding = 9;
+      until = condition;
+    },
+    holdPubacks(condition) {
+      holding = 4;
       until = condition;
     },
     release() {
-      holding = false;
+      holding = undefined;
       until = undefined;
       for (const resume of [...held]) resume();
     },

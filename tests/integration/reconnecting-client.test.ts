@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
+import { IotIdentityClient } from '../../src/iot-identity-client.js';
 import { topics } from '../../src/topics.js';
 import { FleetProvisioningError } from '../../src/errors.js';
 import { startAedes } from '../helpers/aedes-broker.js';
@@ -170,3 +171,30 @@ function requestsOn(proxy: MqttProxy, connection: number): number {
     (p) => p.connection === connection && p.direction === 'out' && p.topic === keys.request,
   ).length;
 }
+
+describe('IotIdentityClient publish at QoS 1 when the connection drops before the PUBACK (aedes)', () => {
+  it('rejects CONNECTION_LOST, and the request is not sent again after the reconnect', async () => {
+    const broker = await startAedes();
+    const proxy = await startMqttProxy(broker.url);
+    const device: MqttClient = await mqtt.connectAsync(proxy.url, { clientId: `device-${randomUUID()}` });
+    const first = proxy.log.at(-1)?.connection ?? 0;
+    const identity = new IotIdentityClient(device);
+    proxy.holdPubacks();
+    const published = identity.publishCreateKeysAndCertificate({}, 1).then(
+      () => 'acknowledged',
+      (error: unknown) => (error instanceof FleetProvisioningError ? error.code : 'uncoded'),
+    );
+    await proxy.waitFor((p) => p.connection === first && p.topic === keys.request);
+    const reconnected = nextConnect(device);
+    proxy.dropAll();
+    await expect(published).resolves.toBe('CONNECTION_LOST');
+    await reconnected;
+    // A SUBSCRIBE of the test's own: mqtt.js replays its outgoing store before anything new.
+    await device.subscribeAsync('marker/topic', { qos: 0 });
+    proxy.release();
+    expect(requestsOn(proxy, first + 1)).toBe(0);
+    await closeClients(device);
+    await proxy.close();
+    await broker.close();
+  });
+});
