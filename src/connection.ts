@@ -4,12 +4,15 @@
  * importing the package stays cheap.
  */
 import { randomUUID } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
+import { MAX_PAYLOAD_BYTES } from './codec.js';
 import { type Endpoint, endpointUrl, isLoopbackHost } from './endpoint.js';
 import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from './errors.js';
 import { mqttLogger, muteWireDebug } from './mqtt-log.js';
+import { MAX_TIMEOUT_MS } from './option-checks.js';
+import { PacketSizeScanner } from './packet-size.js';
 
 /** What {@link openConnection} needs. */
 export interface ConnectionOptions {
@@ -59,6 +62,31 @@ export function checkPlaintext(endpoint: Endpoint, insecure: boolean): void {
   );
 }
 
+/** How much longer than our own deadline mqtt.js's CONNACK timer is given. */
+const CONNACK_GRACE_MS = 1_000;
+
+/**
+ * The largest MQTT packet a connection provision() owns accepts: AWS IoT's 128 KiB message limit, plus
+ * room for the topic and headers. A larger answer is not a real one.
+ */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4 * 1024;
+
+/**
+ * Close `socket` as soon as the broker announces a packet over `limit` bytes (the MQTT fixed header
+ * carries its length), so that no more than one chunk of it is ever buffered. On MQTT 5 the broker is
+ * told the limit in CONNECT and never sends such a packet; on MQTT 3.1.1, which has no way to say it,
+ * this is the bound. Reads the same bytes mqtt.js reads, without taking them from it.
+ */
+export function limitPacketSize(socket: Socket, limit: number): void {
+  const scanner = new PacketSizeScanner(limit);
+  const watch = (chunk: Buffer) => {
+    if (!scanner.feed(chunk)) return;
+    socket.removeListener('data', watch);
+    socket.destroy(new Error(`The broker sent an MQTT packet over the ${limit}-byte limit.`));
+  };
+  socket.on('data', watch);
+}
+
 /** A unique client id, as AWS IoT disconnects the older of two connections that share one. */
 export function defaultClientId(): string {
   return `fleet-provision-${randomUUID()}`;
@@ -79,6 +107,7 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   if (signal?.aborted === true) throw new AbortedError(signal.reason);
   const { MqttClient } = await import('mqtt');
   muteWireDebug();
+  const protocolVersion = options.protocolVersion ?? 4;
   const url = endpointUrl(endpoint);
   const client = new MqttClient(
     () => {
@@ -97,14 +126,20 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
           })
         : netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true });
       socket.setNoDelay(true);
+      limitPacketSize(socket, MAX_PACKET_BYTES);
       return socket;
     },
     {
       clientId: options.clientId ?? defaultClientId(),
-      protocolVersion: options.protocolVersion ?? 4,
+      protocolVersion,
       clean: true,
       reconnectPeriod: 0,
-      connectTimeout: timeoutMs,
+      // Our own deadline below reports a stalled CONNECT as TIMEOUT (phase connect); mqtt.js's own
+      // CONNACK timer only backs it up, later.
+      connectTimeout: Math.min(timeoutMs + CONNACK_GRACE_MS, MAX_TIMEOUT_MS),
+      // On MQTT 5 the broker must not send a packet larger than this: an oversized message is dropped
+      // by the broker instead of being buffered whole by mqtt.js before the size check can run.
+      ...(protocolVersion === 5 ? { properties: { maximumPacketSize: MAX_PACKET_BYTES } } : {}),
       resubscribe: false,
       queueQoSZero: false,
       // mqtt.js would log every payload under DEBUG=mqttjs*: this logger prints sizes instead.
@@ -124,7 +159,12 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
         else reject(error);
       };
       const onConnect = () => settle();
-      const onError = (error: Error) => settle(connectFailure(url, error));
+      const onError = (error: Error) =>
+        settle(
+          error.message === 'connack timeout'
+            ? new TimeoutError({ phase: 'connect', timeoutMs })
+            : connectFailure(url, error),
+        );
       const onClose = () =>
         settle(
           new ConnectionLostError(
@@ -194,12 +234,19 @@ const REFUSALS: Readonly<Record<number, { hint: string; retryable?: true }>> = {
   135: { hint: NOT_AUTHORIZED },
   136: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
   137: { hint: 'The broker is busy: try again later.', retryable: true },
+  150: {
+    hint: 'The broker throttles this client (message rate too high): retry with backoff.',
+    retryable: true,
+  },
   138: { hint: 'The broker has banned this client: ask its operator.' },
   140: { hint: 'The broker wants an authentication method this client does not use: check the endpoint.' },
-  151: { hint: 'The account has reached a quota: try again later.', retryable: true },
+  151: { hint: 'The broker throttles this client (quota exceeded): retry with backoff.', retryable: true },
   156: { hint: 'The broker sends this client to another server: check the endpoint.' },
   157: { hint: 'The broker has moved: check the endpoint.' },
-  159: { hint: 'Too many connections too fast: try again later.', retryable: true },
+  159: {
+    hint: 'The broker throttles connections (connection rate exceeded): retry with backoff.',
+    retryable: true,
+  },
 };
 
 function connectFailure(url: string, error: Error): ConnectionLostError {

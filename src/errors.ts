@@ -198,32 +198,96 @@ export class InvalidResponseError extends FleetProvisioningError {
   }
 }
 
-/** The broker refused a subscription (SUBACK 0x80 on MQTT 3.1.1; 0x80 or above on MQTT 5). */
+/** What an MQTT 5 reason code (SUBACK, PUBACK, CONNACK) means for the caller. */
+export interface ReasonMeaning {
+  /** The name the MQTT 5 specification gives it. */
+  name: string;
+  /** The broker throttles this client (rate or quota): the same request may succeed after a backoff. */
+  throttled: boolean;
+  /** The broker's authorization refused it: on AWS IoT, the policy of the certificate. */
+  unauthorized: boolean;
+}
+
+const REASON_NAMES = new Map<number, string>([
+  [0x80, 'unspecified error'],
+  [0x83, 'implementation specific error'],
+  [0x87, 'not authorized'],
+  [0x89, 'server busy'],
+  [0x8f, 'topic filter invalid'],
+  [0x90, 'topic name invalid'],
+  [0x91, 'packet identifier in use'],
+  [0x95, 'packet too large'],
+  [0x96, 'message rate too high'],
+  [0x97, 'quota exceeded'],
+  [0x99, 'payload format invalid'],
+  [0x9e, 'shared subscriptions not supported'],
+  [0x9f, 'connection rate exceeded'],
+]);
+
+/** The meaning of an MQTT reason code: 0x96, 0x97, 0x9F (and 0x89) are throttles; 0x87 is the policy. */
+export function reasonMeaning(code: number): ReasonMeaning {
+  return {
+    name: REASON_NAMES.get(code) ?? 'refused',
+    throttled: code === 0x96 || code === 0x97 || code === 0x9f || code === 0x89,
+    unauthorized: code === 0x87,
+  };
+}
+
+function hex(code: number): string {
+  return `0x${code.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * The broker refused a subscription (SUBACK 0x80 on MQTT 3.1.1; 0x80 or above on MQTT 5). `retryable`
+ * is true when the reason code says the broker throttles the client (0x96 message rate too high, 0x97
+ * quota exceeded): like a 429, the same SUBSCRIBE may succeed after a backoff.
+ */
 export class SubscribeFailedError extends FleetProvisioningError {
   override name = 'SubscribeFailedError';
   /** The topic filter the broker refused. */
   readonly topic: string;
-  /** The SUBACK reason code: 0x80 (MQTT 3.1.1 and 5), or 0x87 "not authorized" on MQTT 5. */
+  /** The SUBACK reason code: 0x80 (MQTT 3.1.1 and 5), or an MQTT 5 code such as 0x87 "not authorized". */
   readonly reasonCode: number;
+  /** True when the broker throttles the client (0x96, 0x97): retry with backoff. */
+  readonly retryable: boolean;
 
   constructor(details: { topic: string; reasonCode: number }, options?: { cause?: unknown }) {
+    const meaning = reasonMeaning(details.reasonCode);
+    const code = `${hex(details.reasonCode)} ${meaning.name}`;
+    let advice: string;
+    if (meaning.throttled) {
+      advice = 'The broker throttles this client: retry with backoff.';
+    } else if (meaning.unauthorized) {
+      advice = "The claim certificate's policy does not allow iot:Subscribe on this topic filter.";
+    } else {
+      advice =
+        "On AWS IoT this means the claim certificate's policy must allow iot:Subscribe on this topic filter.";
+    }
     super(
       'SUBSCRIBE_FAILED',
-      `The broker refused the subscription to ${details.topic} (reason code 0x${details.reasonCode
-        .toString(16)
-        .padStart(2, '0')}). The claim certificate's policy must allow iot:Subscribe on this topic filter.`,
+      `The broker refused the subscription to ${details.topic} (reason code ${code}). ${advice}`,
       options,
     );
     this.topic = details.topic;
     this.reasonCode = details.reasonCode;
+    this.retryable = meaning.throttled;
   }
 }
 
-/** The request could not be published. */
+/**
+ * The request could not be published. With an MQTT 5 PUBACK reason code, `reasonCode` holds it and
+ * `retryable` is true for a throttle (0x96 message rate too high, 0x97 quota exceeded).
+ */
 export class PublishFailedError extends FleetProvisioningError {
   override name = 'PublishFailedError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The PUBACK reason code, when the broker gave one. */
+  readonly reasonCode: number | undefined;
+  /** True when the broker throttles the client: retry with backoff. */
+  readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; reasonCode?: number }) {
     super('PUBLISH_FAILED', message, options);
+    this.reasonCode = options?.reasonCode;
+    this.retryable = options?.reasonCode !== undefined && reasonMeaning(options.reasonCode).throttled;
   }
 }
 

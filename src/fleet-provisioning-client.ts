@@ -5,13 +5,13 @@
  *
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { type KeyObject, X509Certificate } from 'node:crypto';
+import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { z } from 'zod/mini';
 import { encodePayload } from './codec.js';
 import { ClientClosedError, InvalidArgumentError, type OperationName } from './errors.js';
-import { csrPublicKey } from './keys.js';
 import { operations } from './operations.js';
-import { assertSignal, assertTimeout, type CallHandle, type CallOptions } from './pending-call.js';
+import { assertCsr, assertSignal, assertTimeout } from './option-checks.js';
+import type { CallHandle, CallOptions } from './pending-call.js';
 import { rememberSecret } from './redact.js';
 import { engineFor, type PairKey, type RequestEngine, type RequestTransport } from './request-response.js';
 import type {
@@ -144,21 +144,18 @@ export class FleetProvisioningClient {
    * CreateCertificateFromCsr: the service signs the CSR; the private key never leaves the device. The
    * answer must certify the CSR's public key, or it is `INVALID_RESPONSE` (or, while an earlier call's
    * answer is still owed, taken for that late answer and dropped).
-   * @throws as {@link FleetProvisioningClient.createKeysAndCertificate}; `INVALID_ARGUMENT` when the
-   * CSR does not parse.
+   * @throws as {@link FleetProvisioningClient.createKeysAndCertificate}; `INVALID_ARGUMENT`, before
+   * anything is sent, when the CSR does not parse, its signature does not verify, or its key is one AWS
+   * IoT does not sign.
    * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html#create-cert-csr
    */
   async createCertificateFromCsr(
     request: CreateCertificateFromCsrRequest,
     options?: RequestOptions,
   ): Promise<CreateCertificateFromCsrResponse> {
-    const csr: unknown = request?.certificateSigningRequest;
-    const key = typeof csr === 'string' ? await csrPublicKey(csr) : undefined;
-    if (key === undefined) {
-      throw new InvalidArgumentError(
-        'certificateSigningRequest must be a PEM-encoded PKCS #10 certificate signing request.',
-      );
-    }
+    // Checked in full before anything is sent: parses, signature verifies, a key AWS IoT signs.
+    const summary = await assertCsr(request?.certificateSigningRequest);
+    const key = createPublicKey({ key: summary.publicKeyDer, format: 'der', type: 'spki' });
     const { acceptedSchema } = operations.CreateCertificateFromCsr;
     const answer = await this.#call('CreateCertificateFromCsr', '', request, options, acceptedSchema, {
       check: (a) => certificateCarries(a.certificatePem, key),

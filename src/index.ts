@@ -17,6 +17,7 @@ export type {
   ErrorCode,
   OperationName,
   OperationPhase,
+  ReasonMeaning,
   RejectionDetails,
   ResponseIssue,
 } from './errors.js';
@@ -33,6 +34,7 @@ export {
   PersistFailedError,
   PublishFailedError,
   RejectedError,
+  reasonMeaning,
   SubscribeFailedError,
   TimeoutError,
 } from './errors.js';
@@ -108,5 +110,5 @@ export {
   TEMPLATE_NAME_PATTERN,
   topics,
 } from './topics.js';
-export type { MessageListener, MqttTransport, QoS } from './transport.js';
+export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './transport.js';
 export { SUBACK_FAILURE } from './transport.js';

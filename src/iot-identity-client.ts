@@ -9,14 +9,11 @@
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
 import { encodePayload } from './codec.js';
-import {
-  ConnectionLostError,
-  InvalidArgumentError,
-  type OperationName,
-  PublishFailedError,
-} from './errors.js';
+import { ConnectionLostError, InvalidArgumentError, type OperationName } from './errors.js';
 import { OperationStream, type StreamCallback } from './operation-stream.js';
 import { operations } from './operations.js';
+import { assertTimeout, PendingCall } from './pending-call.js';
+import { forgetRequest, publishTracked, type RequestTransport } from './request-response.js';
 import {
   type CreateCertificateFromCsrRequest,
   type CreateCertificateFromCsrResponse,
@@ -30,15 +27,24 @@ import {
   type RegisterThingResponse,
   type RegisterThingSubscriptionRequest,
 } from './schemas.js';
+import { publishFailure } from './topic-pair.js';
 import { routerFor, type TopicRouter } from './topic-router.js';
 import { assertFormat, operationTopics, type PayloadFormat } from './topics.js';
 import type { MqttTransport, QoS } from './transport.js';
 import { checkSchema } from './validate.js';
 
+/** The default deadline of a PUBACK or SUBACK. */
+const DEFAULT_TIMEOUT_MS = 60_000;
+
 /** Options of {@link IotIdentityClient}. */
 export interface IotIdentityClientOptions {
   /** Payload format of every request and answer. Default `'json'`. */
   format?: PayloadFormat;
+  /**
+   * The longest a `publish…` waits for its PUBACK (QoS 1) and a `subscribeTo…` for its SUBACK, in ms;
+   * then it rejects with `TIMEOUT`. Default 60 000.
+   */
+  timeoutMs?: number;
 }
 
 /**
@@ -50,18 +56,22 @@ export interface IotIdentityClientOptions {
  * await identity.publishCreateKeysAndCertificate({}, 1);
  */
 export class IotIdentityClient {
-  readonly #transport: MqttTransport;
+  readonly #transport: RequestTransport;
   readonly #router: TopicRouter;
+  readonly #timeoutMs: number;
   /** The payload format this client speaks. */
   readonly format: PayloadFormat;
 
   /**
    * @param transport a connected mqtt.js `MqttClient` (or anything that fits {@link MqttTransport}).
-   * @throws {InvalidArgumentError} on an unknown format.
+   * @throws {InvalidArgumentError} on an unknown format or a bad `timeoutMs`.
    */
-  constructor(transport: MqttTransport, options: IotIdentityClientOptions = {}) {
+  constructor(transport: RequestTransport, options: IotIdentityClientOptions = {}) {
     const format = options.format ?? 'json';
     assertFormat(format);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    assertTimeout(timeoutMs);
+    this.#timeoutMs = timeoutMs;
     this.#transport = transport;
     this.#router = routerFor(transport);
     this.format = format;
@@ -155,16 +165,46 @@ export class IotIdentityClient {
       const list = checked.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
       throw new InvalidArgumentError(`Invalid ${operation} request (${list}).`);
     }
-    if (!this.#transport.connected) {
+    const transport = this.#transport;
+    if (!transport.connected) {
       throw new ConnectionLostError(`Cannot publish ${operation}: the MQTT client is not connected.`);
     }
-    try {
-      await this.#transport.publishAsync(topic, encodePayload(checked.value, this.format), { qos });
-    } catch (error) {
-      throw new PublishFailedError(`Publishing the ${operation} request failed; the request was not sent.`, {
-        cause: error,
-      });
-    }
+    // Bounded, and ended by a drop: mqtt.js keeps an unacknowledged QoS 1 PUBLISH across a reconnect
+    // and would never call back before it; the request is then taken back, not sent again.
+    const call = new PendingCall<void>(operation, this.#timeoutMs, undefined);
+    call.phase = 'publish';
+    const onDrop = () =>
+      call.reject(
+        new ConnectionLostError(
+          `The connection dropped before the ${operation} request was acknowledged; it will not be sent ` +
+            'again. Reconnect and publish again.',
+        ),
+      );
+    transport.on('close', onDrop);
+    transport.on('offline', onDrop);
+    let acknowledged = false;
+    const { sent, messageId } = publishTracked(
+      transport,
+      topic,
+      encodePayload(checked.value, this.format),
+      qos,
+    );
+    call.onEnd(() => {
+      transport.removeListener('close', onDrop);
+      transport.removeListener('offline', onDrop);
+      if (messageId !== undefined && !acknowledged) forgetRequest(transport, messageId);
+    });
+    sent.then(
+      () => {
+        acknowledged = true;
+        call.resolve(undefined);
+      },
+      (error: unknown) => {
+        acknowledged = true;
+        call.reject(publishFailure(operation, error, transport.connected));
+      },
+    );
+    return call.promise;
   }
 
   async #stream<T>(
@@ -189,6 +229,7 @@ export class IotIdentityClient {
       { operation, topic, format: this.format, schema },
       qos,
       callback,
+      this.#timeoutMs,
     );
   }
 }

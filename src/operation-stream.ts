@@ -4,7 +4,13 @@
  * nothing is ever thrown into the MQTT client.
  */
 import type { z } from 'zod/mini';
-import { type FleetProvisioningError, InvalidResponseError, type OperationName } from './errors.js';
+import {
+  FleetProvisioningError,
+  InvalidResponseError,
+  type OperationName,
+  SubscribeFailedError,
+} from './errors.js';
+import { PendingCall } from './pending-call.js';
 import type { TopicLease, TopicRouter } from './topic-router.js';
 import type { PayloadFormat } from './topics.js';
 import type { QoS } from './transport.js';
@@ -34,16 +40,17 @@ type Item<T> = { value: T } | { error: FleetProvisioningError };
 export const STREAM_BUFFER_LIMIT = 64;
 
 /**
- * A live subscription to one answer topic. Iterate it with `for await`, or pass a callback when opening
- * it. An invalid payload makes the iterator's `next()` reject with `INVALID_RESPONSE`; the subscription
- * stays open and a new loop picks up the following messages. Call {@link OperationStream.unsubscribe}
- * when done: iteration then ends.
+ * A live subscription to one answer topic. Iterate it with `for await`, pass a callback when opening
+ * it, or both: every message goes to the callback and to the iteration. An invalid payload makes the
+ * iterator's `next()` reject with `INVALID_RESPONSE`; the subscription stays open and a new loop picks up
+ * the following messages. Leaving a `for await` early (`break`, `return`, a throw in its body) releases
+ * the subscription, as Node's own async iterables do; so does {@link OperationStream.unsubscribe}, which
+ * also ends every iteration.
  */
 export class OperationStream<T> implements AsyncIterable<T> {
   /** The subscribed topic. */
   readonly topic: string;
-  /** The QoS requested for the subscription. */
-  readonly qos: QoS;
+  #qos: QoS;
   readonly #spec: StreamSpec<T>;
   readonly #callback: StreamCallback<T> | undefined;
   readonly #buffer: Item<T>[] = [];
@@ -53,26 +60,56 @@ export class OperationStream<T> implements AsyncIterable<T> {
 
   private constructor(spec: StreamSpec<T>, qos: QoS, callback: StreamCallback<T> | undefined) {
     this.topic = spec.topic;
-    this.qos = qos;
+    this.#qos = qos;
     this.#spec = spec;
     this.#callback = callback;
   }
 
   /**
-   * Subscribe to `spec.topic` through `router` and resolve once the SUBACK is in. Messages that arrive
-   * before then are delivered too, as AWS documents for its clients.
+   * Subscribe to `spec.topic` through `router` and resolve once the SUBACK is in, waiting at most
+   * `timeoutMs` (default 60 000) for it. Messages that arrive before then are delivered too, as AWS
+   * documents for its clients.
    * @throws {SubscribeFailedError} when the broker refuses the topic.
    * @throws {ConnectionLostError} when the client is offline or drops first.
+   * @throws {TimeoutError} phase `subscribe` when the SUBACK does not come in time.
    */
   static async open<T>(
     router: TopicRouter,
     spec: StreamSpec<T>,
     qos: QoS,
     callback?: StreamCallback<T>,
+    timeoutMs = 60_000,
   ): Promise<OperationStream<T>> {
     const stream = new OperationStream(spec, qos, callback);
-    stream.#lease = await router.subscribe([spec.topic], qos, (_topic, payload) => stream.#receive(payload));
+    // The lease is held (and the listener installed) before the SUBSCRIBE goes out.
+    const lease = router.subscribeLease(
+      [spec.topic],
+      qos,
+      (_topic, payload) => stream.#receive(payload),
+      (error) => stream.#fail(error),
+    );
+    stream.#lease = lease;
+    const call = new PendingCall<void>(spec.operation, timeoutMs, undefined);
+    call.phase = 'subscribe';
+    lease.ready().then(
+      () => call.resolve(undefined),
+      (error: unknown) => call.reject(error),
+    );
+    try {
+      await call.promise;
+    } catch (error) {
+      stream.#closed = true;
+      await lease.release();
+      throw error;
+    }
+    const granted = lease.granted(spec.topic);
+    stream.#qos = granted === 0 ? 0 : granted === undefined ? qos : 1;
     return stream;
+  }
+
+  /** The QoS the broker granted in its SUBACK (it may be lower than the one asked for). */
+  get qos(): QoS {
+    return this.#qos;
   }
 
   /** True once {@link OperationStream.unsubscribe} was called. */
@@ -93,13 +130,27 @@ export class OperationStream<T> implements AsyncIterable<T> {
     if (this.#closed) return;
     const { operation, topic, format, schema } = this.#spec;
     const read = readPayload(schema, payload, format);
-    const item: Item<T> = read.ok
-      ? { value: read.value }
-      : { error: new InvalidResponseError({ operation, topic, issues: read.issues }) };
+    this.#push(
+      read.ok
+        ? { value: read.value }
+        : { error: new InvalidResponseError({ operation, topic, issues: read.issues }) },
+    );
+  }
+
+  /** A re-subscription after a reconnect failed: the stream hears it as an error. */
+  #fail(error: unknown): void {
+    if (this.#closed) return;
+    const coded =
+      error instanceof FleetProvisioningError
+        ? error
+        : new SubscribeFailedError({ topic: this.topic, reasonCode: 0x80 }, { cause: error });
+    this.#push({ error: coded });
+  }
+
+  #push(item: Item<T>): void {
     if (this.#callback !== undefined) {
       if ('value' in item) this.#callback(undefined, item.value);
       else this.#callback(item.error, undefined);
-      return;
     }
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
@@ -116,7 +167,10 @@ export class OperationStream<T> implements AsyncIterable<T> {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Iterate the validated messages until the stream is unsubscribed. */
+  /**
+   * Iterate the validated messages until the stream is unsubscribed. Leaving the loop early
+   * unsubscribes.
+   */
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: async (): Promise<IteratorResult<T>> => {
@@ -125,7 +179,10 @@ export class OperationStream<T> implements AsyncIterable<T> {
         if ('error' in item) throw item.error;
         return { done: false, value: item.value };
       },
-      return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
+      return: async (): Promise<IteratorResult<T>> => {
+        await this.unsubscribe();
+        return { done: true, value: undefined };
+      },
     };
   }
 }

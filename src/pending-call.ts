@@ -4,13 +4,7 @@
  * timeout, abort, lost connection, close) goes through one private `finish`, which clears the timer,
  * removes the abort listener and tells the owner once, before the caller's promise settles.
  */
-import {
-  AbortedError,
-  InvalidArgumentError,
-  type OperationName,
-  type OperationPhase,
-  TimeoutError,
-} from './errors.js';
+import { AbortedError, type OperationName, type OperationPhase, TimeoutError } from './errors.js';
 
 /** Options every asynchronous call of this library takes. */
 export interface CallOptions {
@@ -26,29 +20,7 @@ export type CallPhase = Extract<OperationPhase, 'queued' | 'subscribe' | 'publis
 /** How a call ended, as its owner needs to know it. */
 export type CallEnd = 'answered' | 'failed';
 
-/** The largest delay `setTimeout` honours; anything longer fires at once. */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
-
-/**
- * Throws {@link InvalidArgumentError} unless `value` is a whole number of milliseconds from 1 to
- * {@link MAX_TIMEOUT_MS}.
- */
-export function assertTimeout(value: unknown, name = 'timeoutMs'): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
-    throw new InvalidArgumentError(
-      `Invalid ${name} ${String(value)}: use a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}.`,
-    );
-  }
-}
-
-/** Throws {@link InvalidArgumentError} unless `value` is undefined or an `AbortSignal`. */
-export function assertSignal(value: unknown): asserts value is AbortSignal | undefined {
-  if (value !== undefined && !(value instanceof AbortSignal)) {
-    throw new InvalidArgumentError(
-      'Invalid signal: pass an AbortSignal (for example AbortSignal.timeout(ms)).',
-    );
-  }
-}
+export { assertSignal, assertTimeout, MAX_TIMEOUT_MS } from './option-checks.js';
 
 /** A call seen without its answer type: what queues, pairs and `close()` need. */
 export interface CallHandle {

@@ -8,6 +8,7 @@ import type { CredentialFiles } from './credentials.js';
 import { type Endpoint, endpointUrl, parseEndpoint } from './endpoint.js';
 import { InvalidArgumentError } from './errors.js';
 import { KEY_TYPES, type KeyType } from './keys.js';
+import { assertSignal, assertTimeout } from './option-checks.js';
 import { redact } from './redact.js';
 import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
 import { assertFormat, assertTemplateName, type PayloadFormat } from './topics.js';
@@ -267,9 +268,8 @@ export function planProvision(options: ProvisionOptions): ProvisionPlan {
     throw new InvalidArgumentError('verify needs the endpoint, to reconnect there with the new certificate.');
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROVISION_TIMEOUT_MS;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new InvalidArgumentError('timeoutMs must be a positive number of milliseconds.');
-  }
+  assertTimeout(timeoutMs);
+  assertSignal(options.signal);
   if (
     options.protocolVersion !== undefined &&
     options.protocolVersion !== 4 &&

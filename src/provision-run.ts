@@ -87,7 +87,14 @@ export class ProvisionRun {
       });
       client = owned;
     }
-    const fpc = new FleetProvisioningClient(client, { format: plan.format, timeoutMs: plan.timeoutMs });
+    let fpc: FleetProvisioningClient;
+    try {
+      fpc = new FleetProvisioningClient(client, { format: plan.format, timeoutMs: plan.timeoutMs });
+    } catch (error) {
+      // Never leave a connection of ours open behind an error.
+      if (owned !== undefined) await closeConnection(owned);
+      throw error;
+    }
     this.#session = { client, fpc, owned };
     // Both pairs in one SUBSCRIBE: the certificate operation's and RegisterThing's.
     await fpc.prepare(

@@ -28,6 +28,7 @@ import {
 import { inspectExistingSet, parametersDigest } from './existing-set.js';
 import type { FleetProvisioningClient } from './fleet-provisioning-client.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from './keys.js';
+import { assertCsr } from './option-checks.js';
 import {
   type ProvisionedDevice,
   type ProvisionOptions,
@@ -629,6 +630,8 @@ async function keyMaterial(plan: ProvisionPlan): Promise<KeyMaterial> {
     case 'server':
       return { privateKeyPem: undefined, csrPem: undefined };
     case 'csr':
+      // The caller's CSR is checked in full (signature, key) before any connection is opened.
+      await assertCsr(plan.keys.csr);
       return { privateKeyPem: undefined, csrPem: plan.keys.csr };
     case 'generate': {
       const pair = await generateKeyPair(plan.keys.type);

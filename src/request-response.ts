@@ -11,6 +11,7 @@ import {
   InvalidResponseError,
   type OperationName,
   type ResponseIssue,
+  SubscribeFailedError,
 } from './errors.js';
 import { type CallHandle, PendingCall } from './pending-call.js';
 import { type AcceptVerdict, type PairDriver, type PairRequest, TopicPair } from './topic-pair.js';
@@ -69,14 +70,15 @@ export class RequestEngine implements PairDriver {
   readonly #router: TopicRouter;
   readonly #pairs = new Map<string, TopicPair>();
   readonly #byTopic = new Map<string, TopicPair>();
-  readonly #leases = new Set<TopicLease>();
+  /** The subscription of each pair: held from its first use until the last client detaches. */
+  readonly #leases = new Map<TopicPair, TopicLease>();
   readonly #preparing = new Set<CallHandle>();
-  /** Bumped on every disconnect and full detach: subscriptions begun before it are stale. */
-  #generation = 0;
   #clients = 0;
 
   readonly #onDisconnect = (): void => {
-    this.#invalidate();
+    // The subscriptions stay held; the router subscribes them again on the next connection, and every
+    // call waits for that SUBACK before it publishes.
+    for (const pair of this.#pairs.values()) pair.ready = undefined;
     const lost = () =>
       new ConnectionLostError(
         'The connection dropped while the call was pending; the request will not be sent again. ' +
@@ -119,7 +121,7 @@ export class RequestEngine implements PairDriver {
     if (this.#clients === 0 || --this.#clients > 0) return;
     this.#transport.removeListener('close', this.#onDisconnect);
     this.#transport.removeListener('offline', this.#onDisconnect);
-    await Promise.all(this.#invalidate());
+    await Promise.all(this.#releaseAll());
   }
 
   /**
@@ -178,27 +180,12 @@ export class RequestEngine implements PairDriver {
     payload: Buffer,
     qos: QoS,
   ): { sent: Promise<unknown>; messageId: number | undefined } {
-    const transport = this.#transport;
-    const before = qos === 0 ? undefined : transport.getLastMessageId?.();
-    let sent: Promise<unknown>;
-    try {
-      sent = transport.publishAsync(topic, payload, { qos });
-    } catch (error) {
-      sent = Promise.reject(error);
-    }
-    // mqtt.js allocates the identifier synchronously unless it had to defer the publish; an unchanged
-    // "last identifier" means it did not allocate one, and then there is nothing we could safely remove.
-    const after = before === undefined ? undefined : transport.getLastMessageId?.();
-    return { sent, messageId: after !== undefined && after !== before ? after : undefined };
+    return publishTracked(this.#transport, topic, payload, qos);
   }
 
   /** {@link PairDriver.forget}: take an unacknowledged request back from mqtt.js's outgoing store. */
   forget(messageId: number): void {
-    try {
-      this.#transport.removeOutgoingMessage?.(messageId);
-    } catch {
-      // Nothing to take back: the client no longer holds it.
-    }
+    forgetRequest(this.#transport, messageId);
   }
 
   #assertReady(operation: OperationName | undefined, signal: AbortSignal | undefined): void {
@@ -224,21 +211,29 @@ export class RequestEngine implements PairDriver {
   #subscribe(pairs: readonly TopicPair[], qos: QoS): Promise<void> {
     const cold = pairs.filter((p) => p.ready === undefined);
     if (cold.length > 0) {
-      const generation = this.#generation;
-      // A handler of its own per SUBSCRIBE, so releasing a stale lease touches nothing else.
-      const handler: MessageListener = (topic, payload) => this.#byTopic.get(topic)?.receive(topic, payload);
-      const topics = cold.flatMap((p) => [p.topics.accepted, p.topics.rejected]);
-      const ready = this.#router.subscribe(topics, qos, handler).then((lease) => {
-        if (generation === this.#generation) {
-          this.#leases.add(lease);
-          return;
+      const topics: string[] = [];
+      for (const pair of cold) {
+        let lease = this.#leases.get(pair);
+        if (lease === undefined) {
+          const handler: MessageListener = (topic, payload) => pair.receive(topic, payload);
+          lease = this.#router.hold([pair.topics.accepted, pair.topics.rejected], qos, handler);
+          this.#leases.set(pair, lease);
         }
-        void lease.release();
-        throw new ConnectionLostError('The connection dropped while subscribing. Reconnect and retry.');
-      });
+        topics.push(...lease.topics);
+      }
+      // One SUBSCRIBE for every topic not yet acknowledged on this connection.
+      const ready = this.#router.ready(topics, qos);
       // Registered before any waiter, so a failed subscription is forgotten before anyone retries it.
-      ready.catch(() => {
-        for (const p of cold) if (p.ready === ready) p.ready = undefined;
+      ready.catch((error: unknown) => {
+        for (const pair of cold) {
+          if (pair.ready !== ready) continue;
+          pair.ready = undefined;
+          // A refusal is not kept: the lease goes (and with it the half the broker granted).
+          if (error instanceof SubscribeFailedError) {
+            void this.#leases.get(pair)?.release();
+            this.#leases.delete(pair);
+          }
+        }
       });
       for (const p of cold) p.ready = ready;
     }
@@ -247,13 +242,44 @@ export class RequestEngine implements PairDriver {
     return Promise.all(waits).then(() => undefined);
   }
 
-  /** Forget every subscription: after a drop they may be gone on the broker's side. */
-  #invalidate(): Promise<void>[] {
-    this.#generation++;
-    const released = [...this.#leases].map((lease) => lease.release());
+  /** Release every subscription (the last client detached). */
+  #releaseAll(): Promise<void>[] {
+    const released = [...this.#leases.values()].map((lease) => lease.release());
     this.#leases.clear();
     for (const pair of this.#pairs.values()) pair.ready = undefined;
     return released;
+  }
+}
+
+/**
+ * Publish, and learn which packet identifier mqtt.js gave the message (QoS 1), so that it can be taken
+ * back from mqtt.js's outgoing store if the caller stops waiting for it.
+ */
+export function publishTracked(
+  transport: RequestTransport,
+  topic: string,
+  payload: Buffer,
+  qos: QoS,
+): { sent: Promise<unknown>; messageId: number | undefined } {
+  const before = qos === 0 ? undefined : transport.getLastMessageId?.();
+  let sent: Promise<unknown>;
+  try {
+    sent = transport.publishAsync(topic, payload, { qos });
+  } catch (error) {
+    sent = Promise.reject(error);
+  }
+  // mqtt.js allocates the identifier synchronously unless it had to defer the publish; an unchanged
+  // "last identifier" means it did not allocate one, and then there is nothing we could safely remove.
+  const after = before === undefined ? undefined : transport.getLastMessageId?.();
+  return { sent, messageId: after !== undefined && after !== before ? after : undefined };
+}
+
+/** Take an unacknowledged message back from mqtt.js's outgoing store, so a reconnect does not resend it. */
+export function forgetRequest(transport: RequestTransport, messageId: number): void {
+  try {
+    transport.removeOutgoingMessage?.(messageId);
+  } catch {
+    // Nothing to take back: the client no longer holds it.
   }
 }
 

@@ -3,6 +3,7 @@
  * a bounded number of times.
  */
 import { AbortedError, FleetProvisioningError, InvalidArgumentError } from './errors.js';
+import { assertTimeout } from './option-checks.js';
 
 /** How provision() retries. */
 export interface RetryOptions {
@@ -22,7 +23,8 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500, maxDe
 
 /**
  * Fill in and check a retry policy; `false` means one try only.
- * @throws {InvalidArgumentError} on a value that is not a non-negative number (attempts: a whole number ≥ 1).
+ * @throws {InvalidArgumentError} on a delay that is not a whole number of milliseconds `setTimeout` honours
+ * (0 included), or attempts that are not a whole number from 1 to 100.
  */
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { ...DEFAULT_RETRY, attempts: 1 };
@@ -30,23 +32,24 @@ export function retryPolicy(options: RetryOptions | false | undefined): RetryPol
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1 || policy.attempts > 100) {
     throw new InvalidArgumentError('retry.attempts must be a whole number from 1 to 100.');
   }
-  for (const key of ['baseDelayMs', 'maxDelayMs'] as const) {
-    const value = policy[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new InvalidArgumentError(`retry.${key} must be a number of milliseconds, 0 or more.`);
-    }
-  }
+  for (const key of ['baseDelayMs', 'maxDelayMs'] as const) assertTimeout(policy[key], `retry.${key}`, 0);
   return policy;
 }
 
 /**
- * True for what may succeed when tried again: a rejection with status 429 or 5xx, a timeout, a lost
- * connection (but not a server certificate that is not trusted). Everything else (a 4xx, a bad answer, a
+ * True for what may succeed when tried again: a rejection with status 429 or 5xx, a SUBACK or PUBACK
+ * that says the broker throttles the client (MQTT 5 0x96, 0x97), a timeout, a lost connection (but not
+ * a server certificate that is not trusted). Everything else (a 4xx, a bad answer, a
  * bad argument, an abort) fails the same way twice.
  */
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof FleetProvisioningError)) return false;
-  if (error.code === 'REJECTED' || error.code === 'CONNECTION_LOST') {
+  if (
+    error.code === 'REJECTED' ||
+    error.code === 'CONNECTION_LOST' ||
+    error.code === 'SUBSCRIBE_FAILED' ||
+    error.code === 'PUBLISH_FAILED'
+  ) {
     return 'retryable' in error && error.retryable === true;
   }
   return error.code === 'TIMEOUT';

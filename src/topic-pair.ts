@@ -10,7 +10,8 @@
  * - after a call ends with its request out and unanswered (timeout, abort, close), the next call waits
  *   in quarantine until that late answer shows up (and is dropped) or the window passes;
  * - an operation that can recognise its own answer (CreateCertificateFromCsr: the certificate carries
- *   the CSR's public key) drops a foreign one while a late answer is still owed.
+ *   the CSR's public key) drops a foreign one while a late answer is still owed, and takes a rejection
+ *   that arrives then for the late answer too (a rejection carries nothing to recognise).
  *
  * docs/correlation.md states the guarantee and its limits.
  */
@@ -20,6 +21,7 @@ import {
   type OperationName,
   PublishFailedError,
   RejectedError,
+  reasonMeaning,
 } from './errors.js';
 import type { CallEnd, CallHandle } from './pending-call.js';
 import { ErrorResponseSchema } from './schemas.js';
@@ -148,6 +150,13 @@ export class TopicPair {
     }
     const { request } = active;
     if (topic === this.topics.rejected) {
+      // A pair that recognises its own accepted answer cannot recognise a rejection: while an earlier
+      // call's answer is still owed, a rejection may be that one, and must not settle this call.
+      if (request.foreignIssue !== undefined && this.#unanswered > 0) {
+        this.#unanswered--;
+        this.#owed = Math.max(0, this.#owed - 1);
+        return;
+      }
       this.#rejected(request, topic, bytes);
       return;
     }
@@ -336,12 +345,26 @@ export function publishFailure(
       { cause: error },
     );
   }
-  const reason = typeof code === 'number' ? ` (reason code 0x${code.toString(16).padStart(2, '0')})` : '';
-  return new PublishFailedError(
-    `Publishing the ${operation} request failed${reason}. The claim certificate's policy must allow ` +
-      'iot:Publish on the request topic.',
-    { cause: error },
-  );
+  if (typeof code !== 'number') {
+    return new PublishFailedError(
+      `Publishing the ${operation} request failed: ${message || 'no reason given'}.`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const meaning = reasonMeaning(code);
+  const reason = `reason code 0x${code.toString(16).padStart(2, '0')} ${meaning.name}`;
+  let advice: string;
+  if (meaning.throttled) advice = 'The broker throttles this client: retry with backoff.';
+  else if (meaning.unauthorized) {
+    advice = "The claim certificate's policy does not allow iot:Publish on the request topic.";
+  } else
+    advice = "On AWS IoT, check that the claim certificate's policy allows iot:Publish on the request topic.";
+  return new PublishFailedError(`The broker refused the ${operation} request (${reason}). ${advice}`, {
+    cause: error,
+    reasonCode: code,
+  });
 }
 
 /** The messages mqtt.js uses when it fails a publish because the connection is going away. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { MqttTransport, QoS } from '../../src/transport.js';
+import type { MqttTransport, QoS, SubscriptionRequest } from '../../src/transport.js';
 
 export type WireEvent =
   | { type: 'subscribe'; topics: string[]; qos: QoS }
@@ -16,16 +16,24 @@ export class FakeTransport extends EventEmitter implements MqttTransport {
   readonly wire: WireEvent[] = [];
   /** Topics the "broker" refuses, with the SUBACK code to use. */
   readonly refuse = new Map<string, number>();
+  /** The highest QoS the "broker" grants a topic (a downgrade, as a broker's `max_qos` does). */
+  readonly maxQos = new Map<string, QoS>();
   /** Runs before each SUBACK/PUBACK; await something in it to hold the acknowledgement. */
   beforeAck: (event: WireEvent) => Promise<void> | void = () => {};
 
-  async subscribeAsync(topics: string[], options: { qos: QoS }): Promise<unknown> {
+  async subscribeAsync(request: SubscriptionRequest | string[], options: { qos: QoS }): Promise<unknown> {
     this.#assertConnected();
-    const event: WireEvent = { type: 'subscribe', topics: [...topics], qos: options.qos };
+    const asked: Array<[string, QoS]> = Array.isArray(request)
+      ? request.map((t) => [t, options.qos])
+      : Object.entries(request).flatMap(
+          ([t, o]): Array<[string, QoS]> => (typeof o === 'object' ? [[t, o.qos]] : []),
+        );
+    const topics = asked.map(([t]) => t);
+    const event: WireEvent = { type: 'subscribe', topics, qos: options.qos };
     this.wire.push(event);
     await this.beforeAck(event);
     this.#assertConnected();
-    const granted = topics.map((t) => this.refuse.get(t) ?? options.qos);
+    const granted = asked.map(([t, q]) => this.refuse.get(t) ?? Math.min(q, this.maxQos.get(t) ?? q));
     if (granted.some((code) => code >= 0x80)) {
       throw Object.assign(new Error('Subscribe error'), { packet: { cmd: 'suback', granted } });
     }
@@ -56,6 +64,12 @@ export class FakeTransport extends EventEmitter implements MqttTransport {
     this.connected = false;
     this.emit('offline');
     this.emit('close');
+  }
+
+  /** Connect again (a new connection: the "broker" holds no subscription of the old one). */
+  reconnect(): void {
+    this.connected = true;
+    this.emit('connect');
   }
 
   /** The wire events of one type. */

@@ -1,6 +1,6 @@
 import { encodePayload } from '../../src/codec.js';
 import { operationTopics, type PayloadFormat } from '../../src/topics.js';
-import type { QoS } from '../../src/transport.js';
+import type { QoS, SubscriptionRequest } from '../../src/transport.js';
 import { FakeTransport, type WireEvent } from './fake-transport.js';
 
 /** What the fake service sends back for one request: topic and payload, in order. */
@@ -18,7 +18,10 @@ export class FrpFake extends FakeTransport {
   /** Answers each request; `undefined` means stay silent. Runs when the PUBLISH is "received". */
   respond: ((publish: Extract<WireEvent, { type: 'publish' }>) => FakeAnswer[] | undefined) | undefined;
 
-  override async subscribeAsync(topics: string[], options: { qos: QoS }): Promise<unknown> {
+  override async subscribeAsync(
+    topics: SubscriptionRequest | string[],
+    options: { qos: QoS },
+  ): Promise<unknown> {
     const result = super.subscribeAsync(topics, options);
     this.emit('wire', this.wire.at(-1));
     return result;

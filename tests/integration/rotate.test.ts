@@ -13,8 +13,8 @@ import { provision } from '../../src/provision.js';
 import type { ProgressEvent } from '../../src/provision-options.js';
 import { type RotatedDevice, rotate } from '../../src/rotate.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
 import { closeClients } from '../helpers/mqtt.js';
+import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
 import { closedByServer, connectOutcome, connectTo } from '../helpers/sim-mqtt.js';
 import { certificateIdOf } from '../helpers/x509.js';
 

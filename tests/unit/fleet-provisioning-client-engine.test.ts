@@ -327,16 +327,20 @@ describe('close() and cleanup', () => {
     ];
     await fake.waitFor('publish', 2);
     await fake.waitFor('subscribe', 3);
-    await client.close();
-    for (const call of calls) await expect(failure(call)).resolves.toMatchObject({ code: 'CLIENT_CLOSED' });
+    const settled = calls.map(failure);
+    const closed = client.close();
+    // The listeners go at once, even with a SUBSCRIBE in flight.
+    expect(fake.listenerTotals()).toEqual(before);
+    for (const call of settled) await expect(call).resolves.toMatchObject({ code: 'CLIENT_CLOSED' });
     expect(
       fake
         .sent('unsubscribe')
         .flatMap((e) => e.topics)
         .sort(),
     ).toEqual([T.keys.accepted, T.keys.rejected, T.register.accepted, T.register.rejected].sort());
-    // A SUBACK that comes after close() is undone at once.
+    // close() waits for the SUBACK in flight, then undoes that subscription too.
     releaseSuback();
+    await closed;
     const late = await fake.waitFor('unsubscribe', 1, (e) => e.topics.includes(T.csr.accepted));
     expect(late.topics).toEqual([T.csr.accepted, T.csr.rejected]);
     expect(fake.listenerTotals()).toEqual(before);
