@@ -235,16 +235,16 @@ const REFUSALS: Readonly<Record<number, { hint: string; retryable?: true }>> = {
   136: { hint: 'The broker is unavailable for now: try again later.', retryable: true },
   137: { hint: 'The broker is busy: try again later.', retryable: true },
   150: {
-    hint: 'The broker throttles this client (message rate too high): retry with backoff.',
+    hint: 'The broker throttles this client: retry with backoff (message rate too high).',
     retryable: true,
   },
   138: { hint: 'The broker has banned this client: ask its operator.' },
   140: { hint: 'The broker wants an authentication method this client does not use: check the endpoint.' },
-  151: { hint: 'The broker throttles this client (quota exceeded): retry with backoff.', retryable: true },
+  151: { hint: 'The broker throttles this client: retry with backoff (quota exceeded).', retryable: true },
   156: { hint: 'The broker sends this client to another server: check the endpoint.' },
   157: { hint: 'The broker has moved: check the endpoint.' },
   159: {
-    hint: 'The broker throttles connections (connection rate exceeded): retry with backoff.',
+    hint: 'The broker throttles connections: retry with backoff (connection rate exceeded).',
     retryable: true,
   },
 };

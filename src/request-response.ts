@@ -138,7 +138,7 @@ export class RequestEngine implements PairDriver {
       payload: spec.payload,
       qos: spec.qos,
       lateAnswerWindowMs: spec.lateAnswerWindowMs,
-      accept: (bytes, topic) => accept(spec, call, bytes, topic),
+      accept: (bytes, topic) => accept(spec, call, pair, bytes, topic),
       ...(spec.identify === undefined ? {} : { foreignIssue: spec.identify.issue }),
     };
     pair.enqueue(request);
@@ -287,6 +287,7 @@ export function forgetRequest(transport: RequestTransport, messageId: number): v
 function accept<T>(
   spec: RequestSpec<T>,
   call: PendingCall<T>,
+  pair: TopicPair,
   bytes: Buffer,
   topic: string,
 ): AcceptVerdict | Promise<AcceptVerdict> {
@@ -299,15 +300,21 @@ function accept<T>(
     return 'settled';
   }
   const { value } = read;
-  if (spec.identify === undefined) {
-    call.resolve(value);
-    return 'settled';
-  }
-  const decide = (mine: boolean): AcceptVerdict => {
-    if (!mine) return 'foreign';
+  const certificateId = certificateIdOf(value);
+  if (certificateId !== undefined && pair.delivered(certificateId)) return 'repeat';
+  const settle = (): AcceptVerdict => {
+    if (certificateId !== undefined) pair.remember(certificateId);
     call.resolve(value);
     return 'settled';
   };
+  if (spec.identify === undefined) return settle();
+  const decide = (mine: boolean): AcceptVerdict => (mine ? settle() : 'foreign');
   const mine = spec.identify.check(value);
   return typeof mine === 'boolean' ? decide(mine) : mine.then(decide);
+}
+
+/** The `certificateId` of a validated accepted answer, for the operations that issue one. */
+function certificateIdOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !('certificateId' in value)) return undefined;
+  return typeof value.certificateId === 'string' ? value.certificateId : undefined;
 }

@@ -29,8 +29,15 @@ import type { OperationTopics, PayloadFormat } from './topics.js';
 import type { QoS } from './transport.js';
 import { readPayload } from './validate.js';
 
-/** What reading an accepted answer decided. */
-export type AcceptVerdict = 'settled' | 'foreign';
+/**
+ * What reading an accepted answer decided: it settled the call; it carries another request's result
+ * (`'foreign'`); or it repeats a certificate this pair already delivered (`'repeat'`: a duplicate, dropped,
+ * the call stays pending).
+ */
+export type AcceptVerdict = 'settled' | 'foreign' | 'repeat';
+
+/** How many delivered certificate ids a pair remembers to recognise a duplicate answer. */
+const REMEMBERED_CERTIFICATES = 64;
 
 /** One request waiting for, or holding, its pair. */
 export interface PairRequest {
@@ -98,6 +105,8 @@ export class TopicPair {
   #owed = 0;
   /** The same count, kept after the quarantine gives up on them: lets `accept` drop a foreign answer. */
   #unanswered = 0;
+  /** Certificate ids already delivered on this pair, oldest first. */
+  readonly #certificates: string[] = [];
   /** The shortest round trip (request out → answer in) seen on this pair, in ms. */
   #roundTrip = Number.POSITIVE_INFINITY;
   /** While an accepted answer is being checked, later messages wait here, in order. */
@@ -137,6 +146,20 @@ export class TopicPair {
     this.#pump();
   }
 
+  /**
+   * True when `certificateId` was already delivered to a call of this pair. AWS never issues one id twice,
+   * so an accepted answer that repeats it is a duplicate, whenever it arrives: it settles no later call.
+   */
+  delivered(certificateId: string): boolean {
+    return this.#certificates.includes(certificateId);
+  }
+
+  /** Remember a certificate id delivered to a call (the last {@link REMEMBERED_CERTIFICATES}). */
+  remember(certificateId: string): void {
+    this.#certificates.push(certificateId);
+    if (this.#certificates.length > REMEMBERED_CERTIFICATES) this.#certificates.shift();
+  }
+
   /** A message on the accepted or rejected topic. Never throws. */
   receive(topic: string, bytes: Buffer): void {
     if (this.#held !== undefined) {
@@ -161,7 +184,7 @@ export class TopicPair {
       return;
     }
     const verdict = request.accept(bytes, topic);
-    if (verdict === 'settled') return;
+    if (verdict === 'settled' || verdict === 'repeat') return;
     if (verdict === 'foreign') {
       this.#foreign(request, topic);
       return;

@@ -74,7 +74,7 @@ afterAll(async () => {
   await silent.close();
 });
 
-describe('a stalled CONNECT (item 5)', () => {
+describe('a stalled CONNECT', () => {
   it('openConnection() rejects TIMEOUT with phase "connect", not CONNECTION_LOST', async () => {
     const error = await failure(openConnection({ endpoint: parseEndpoint(silent.url), timeoutMs: 150 }));
     expect(error).toMatchObject({ code: 'TIMEOUT', phase: 'connect', timeoutMs: 150 });
@@ -120,7 +120,7 @@ describe('a stalled CONNECT (item 5)', () => {
   });
 });
 
-describe('options and CSRs are checked before any traffic (items 6 and 8)', () => {
+describe('options and CSRs are checked before any traffic', () => {
   it.each([
     ['a fractional timeoutMs', { timeoutMs: 1500.5 }],
     ['a timeoutMs beyond setTimeout', { timeoutMs: 3e9 }],
@@ -176,7 +176,7 @@ describe('options and CSRs are checked before any traffic (items 6 and 8)', () =
   });
 });
 
-describe('an oversized message is never buffered whole (item 11)', () => {
+describe('an oversized message is never buffered whole', () => {
   const BIG = Buffer.alloc(200 * 1024, 0x41);
 
   /** Largest PUBLISH the client parsed. */
@@ -233,7 +233,7 @@ describe('an oversized message is never buffered whole (item 11)', () => {
   });
 });
 
-describe('reason codes and granted QoS from real brokers (items 7 and 9)', () => {
+describe('reason codes and granted QoS from real brokers', () => {
   it('a CONNACK 0x9F (connection rate exceeded) is a retryable throttle, and says so', async () => {
     // A broker that answers every CONNECT with MQTT 5 CONNACK reason code 0x9F.
     const server = createServer((socket) => {

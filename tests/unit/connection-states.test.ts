@@ -35,7 +35,7 @@ function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
-describe('after a reconnect (item 1)', () => {
+describe('after a reconnect', () => {
   it('subscribes again with a SUBSCRIBE of its own and publishes only after its SUBACK', async () => {
     const fake = new FrpFake();
     let n = 0;
@@ -128,7 +128,7 @@ describe('a stream across a reconnect', () => {
   });
 });
 
-describe('late rejected answers (item 2)', () => {
+describe('late rejected answers', () => {
   let ca: TestCa;
   let csrA: string;
   let csrB: string;
@@ -162,7 +162,7 @@ describe('late rejected answers (item 2)', () => {
   });
 });
 
-describe('IotIdentityClient publish at QoS 1 (item 3)', () => {
+describe('IotIdentityClient publish at QoS 1', () => {
   it('settles CONNECTION_LOST when the connection drops before the PUBACK, and takes the request back', async () => {
     const fake = new FrpFake();
     fake.beforeAck = (e) => (e.type === 'publish' ? new Promise<void>(() => {}) : undefined);
@@ -198,7 +198,7 @@ describe('IotIdentityClient publish at QoS 1 (item 3)', () => {
   });
 });
 
-describe('close() with a SUBSCRIBE in flight (item 4)', () => {
+describe('close() with a SUBSCRIBE in flight', () => {
   it('removes the message listener before it resolves, and undoes the late SUBACK', async () => {
     const fake = new FrpFake();
     const suback = gate();
@@ -221,7 +221,7 @@ describe('close() with a SUBSCRIBE in flight (item 4)', () => {
   });
 });
 
-describe('granted QoS (item 9)', () => {
+describe('granted QoS', () => {
   it('a stream reports the QoS the broker granted, not the one asked for', async () => {
     const fake = new FrpFake();
     fake.maxQos.set(T.keys.accepted, 0);
@@ -244,7 +244,7 @@ describe('granted QoS (item 9)', () => {
   });
 });
 
-describe('streams (item 10)', () => {
+describe('streams', () => {
   it('a stream opened with a callback also yields to for await', async () => {
     const fake = new FrpFake();
     const identity = new IotIdentityClient(fake);
@@ -279,7 +279,7 @@ describe('streams (item 10)', () => {
   });
 });
 
-describe('MQTT 5 reason codes by meaning (item 7)', () => {
+describe('MQTT 5 reason codes by meaning', () => {
   const refusal = (code: number) =>
     Promise.reject(Object.assign(new Error(`Publish error: ${code}`), { code }));
 

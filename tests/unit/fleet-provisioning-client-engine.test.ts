@@ -213,6 +213,22 @@ describe('late and duplicate answers', () => {
     await client.close();
   });
 
+  it('a duplicate that arrives after the next request went out is dropped: its certificate was delivered', async () => {
+    const fake = new FrpFake();
+    const client = new FleetProvisioningClient(fake);
+    const first = client.createKeysAndCertificate();
+    await fake.waitFor('publish');
+    fake.deliver(T.keys.accepted, JSON.stringify(canned.keys(1)));
+    await expect(first).resolves.toEqual(canned.keys(1));
+    const second = client.createKeysAndCertificate();
+    await fake.waitFor('publish', 2);
+    // The second request is out: by timing alone this could be its answer. Its certificate id says not.
+    fake.deliver(T.keys.accepted, JSON.stringify(canned.keys(1)));
+    fake.deliver(T.keys.accepted, JSON.stringify(canned.keys(2)));
+    await expect(second).resolves.toEqual(canned.keys(2));
+    await client.close();
+  });
+
   it.each([
     ['the same answer twice', [canned.keys(1), canned.keys(1)], []],
     ['accepted then rejected', [canned.keys(1)], [canned.rejection(500)]],
