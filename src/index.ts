@@ -7,12 +7,17 @@
  * @packageDocumentation
  */
 
-export type { DecodeFailure, DecodeResult } from './codec.js';
-export { decodePayload, encodePayload, MAX_PAYLOAD_BYTES } from './codec.js';
-export type { CredentialFiles, DeviceJson, StagedCredentials } from './credentials.js';
-export { CREDENTIAL_FILES, DeviceJsonSchema, readDeviceJson, stageCredentials } from './credentials.js';
-export type { Endpoint } from './endpoint.js';
-export { AWS_MQTT_ALPN, parseEndpoint } from './endpoint.js';
+export type { DecodeFailure, DecodeResult } from './protocol/payload.js';
+export { decodePayload, encodePayload, MAX_PAYLOAD_BYTES } from './protocol/payload.js';
+export type { CredentialFiles, DeviceJson, StagedCredentials } from './device/credentials.js';
+export {
+  CREDENTIAL_FILES,
+  DeviceJsonSchema,
+  readDeviceJson,
+  stageCredentials,
+} from './device/credentials.js';
+export type { Endpoint } from './provision/endpoint.js';
+export { AWS_MQTT_ALPN, parseEndpoint } from './provision/endpoint.js';
 export type {
   ErrorCode,
   OperationName,
@@ -20,7 +25,7 @@ export type {
   ReasonMeaning,
   RejectionDetails,
   ResponseIssue,
-} from './errors.js';
+} from './protocol/errors.js';
 export {
   AbortedError,
   ClientClosedError,
@@ -37,20 +42,20 @@ export {
   reasonMeaning,
   SubscribeFailedError,
   TimeoutError,
-} from './errors.js';
+} from './protocol/errors.js';
 export type {
   FleetProvisioningClientOptions,
   PrepareTarget,
   RequestOptions,
-} from './fleet-provisioning-client.js';
+} from './client/fleet-provisioning-client.js';
 export {
   DEFAULT_LATE_ANSWER_WINDOW_MS,
   DEFAULT_TIMEOUT_MS,
   FleetProvisioningClient,
-} from './fleet-provisioning-client.js';
-export type { IotIdentityClientOptions } from './iot-identity-client.js';
-export { IotIdentityClient } from './iot-identity-client.js';
-export type { CsrSummary, DeviceKeyPair, KeyType } from './keys.js';
+} from './client/fleet-provisioning-client.js';
+export type { IotIdentityClientOptions } from './identity/iot-identity-client.js';
+export { IotIdentityClient } from './identity/iot-identity-client.js';
+export type { CsrSummary, DeviceKeyPair, KeyType } from './device/keys.js';
 export {
   certificateMatchesCsr,
   certificateMatchesPrivateKey,
@@ -58,25 +63,25 @@ export {
   createCsr,
   generateKeyPair,
   KEY_TYPES,
-} from './keys.js';
-export type { StreamCallback, StreamSpec } from './operation-stream.js';
-export { OperationStream, STREAM_BUFFER_LIMIT } from './operation-stream.js';
-export type { OperationAccepted, OperationRequest, OperationSpec } from './operations.js';
-export { OPERATION_NAMES, operations } from './operations.js';
-export { provision } from './provision.js';
+} from './device/keys.js';
+export type { StreamCallback, StreamSpec } from './identity/operation-stream.js';
+export { OperationStream, STREAM_BUFFER_LIMIT } from './identity/operation-stream.js';
+export type { OperationAccepted, OperationRequest, OperationSpec } from './protocol/operations.js';
+export { OPERATION_NAMES, operations } from './protocol/operations.js';
+export { provision } from './provision/provision.js';
 export type {
   KeySource,
   ProgressEvent,
   ProvisionedDevice,
   ProvisionOptions,
-} from './provision-options.js';
-export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision-options.js';
-export { redact } from './redact.js';
-export type { RequestTransport } from './request-response.js';
-export type { RetryOptions } from './retry.js';
-export { DEFAULT_RETRY, isRetryable } from './retry.js';
-export type { RotatedDevice, RotateOptions } from './rotate.js';
-export { rotate } from './rotate.js';
+} from './provision/plan.js';
+export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision/plan.js';
+export { redact } from './protocol/redact.js';
+export type { RequestTransport } from './client/request-engine.js';
+export type { RetryOptions } from './provision/retry.js';
+export { DEFAULT_RETRY, isRetryable } from './provision/retry.js';
+export type { RotatedDevice, RotateOptions } from './provision/rotate.js';
+export { rotate } from './provision/rotate.js';
 export type {
   CreateCertificateFromCsrRequest,
   CreateCertificateFromCsrResponse,
@@ -89,7 +94,7 @@ export type {
   RegisterThingRequestPayload,
   RegisterThingResponse,
   RegisterThingSubscriptionRequest,
-} from './schemas.js';
+} from './protocol/schemas.js';
 export {
   CreateCertificateFromCsrRequestSchema,
   CreateCertificateFromCsrResponseSchema,
@@ -99,9 +104,9 @@ export {
   RegisterThingRequestPayloadSchema,
   RegisterThingResponseSchema,
   StringMapSchema,
-} from './schemas.js';
-export * from './system-facts.js';
-export type { OperationTopics, ParsedTopic, PayloadFormat, TopicKind } from './topics.js';
+} from './protocol/schemas.js';
+export * from './device/system-facts.js';
+export type { OperationTopics, ParsedTopic, PayloadFormat, TopicKind } from './protocol/topics.js';
 export {
   allTopics,
   assertTemplateName,
@@ -109,6 +114,6 @@ export {
   parseTopic,
   TEMPLATE_NAME_PATTERN,
   topics,
-} from './topics.js';
-export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './transport.js';
-export { SUBACK_FAILURE } from './transport.js';
+} from './protocol/topics.js';
+export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './mqtt/transport.js';
+export { SUBACK_FAILURE } from './mqtt/transport.js';

@@ -4,7 +4,7 @@
  * whose errors name the flag (or the variable) that was wrong.
  */
 import { parseArgs } from 'node:util';
-import { redact } from '../redact.js';
+import { redact } from '../protocol/redact.js';
 
 /** A mistake on the command line: exit code 2, with a message naming the flag. */
 export class UsageError extends Error {

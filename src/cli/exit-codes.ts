@@ -2,7 +2,7 @@
  * The CLI's exit codes (docs/cli.md), derived from error codes in one table, so that a script can
  * branch on what went wrong without parsing messages.
  */
-import { type ErrorCode, FleetProvisioningError } from '../errors.js';
+import { type ErrorCode, FleetProvisioningError } from '../protocol/errors.js';
 import { UsageError } from './args.js';
 
 /** Exit codes by meaning. */

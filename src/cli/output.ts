@@ -5,7 +5,7 @@
  * every line passes through {@link forTerminal}: a thing name, a service message or a client id that
  * came off the network cannot move the cursor, recolour the screen or rewrite the title.
  */
-import { redact, redactValue } from '../redact.js';
+import { redact, redactValue } from '../protocol/redact.js';
 
 /** C0 and C1 control characters (line feed apart), DEL, and the bidirectional overrides. */
 const UNSAFE = new RegExp(

@@ -2,8 +2,8 @@
  * provision()'s progress events in words, the same for `provision` and `demo`. Events never carry a
  * secret; the text names ids, paths and endpoints only.
  */
-import type { KeyType } from '../keys.js';
-import type { ProgressEvent } from '../provision-options.js';
+import type { KeyType } from '../device/keys.js';
+import type { ProgressEvent } from '../provision/plan.js';
 
 const KEY_NAMES: Record<KeyType, string> = {
   'ec-p256': 'EC P-256',

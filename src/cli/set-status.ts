@@ -6,8 +6,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CREDENTIAL_FILES, hasUnfinishedSets, readCurrentCredentials } from '../credentials.js';
-import { certificateMatchesPrivateKey } from '../keys.js';
+import { CREDENTIAL_FILES, hasUnfinishedSets, readCurrentCredentials } from '../device/credentials.js';
+import { certificateMatchesPrivateKey } from '../device/keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

@@ -2,9 +2,9 @@
  * `--param-from-system KEY=FACT`: template parameters read from the machine (hostname, mac, ip, serial,
  * interface, certificate-id), so a factory image runs the same command on every device.
  */
-import { SYSTEM_FACT_NAMES, systemFacts } from '../system-facts.js';
+import { SYSTEM_FACT_NAMES, systemFacts } from '../device/system-facts.js';
 import type { FlagSpecs, Flags } from './args.js';
-import { readPem } from './connection-flags.js';
+import { readPem } from './provision-flags.js';
 
 /** The flags: repeatable `--param-from-system` and `--system-root`. */
 export const SYSTEM_PARAM_FLAGS = {

@@ -2,10 +2,10 @@
  * What the simulator puts on an answer topic: the rejections of docs/simulator.md, and the deliberately
  * broken payloads the fault script asks for (malformed, wrong-shaped, oversized).
  */
-import { encodePayload, MAX_PAYLOAD_BYTES } from '../codec.js';
-import type { OperationName } from '../errors.js';
-import type { ErrorResponse } from '../schemas.js';
-import type { PayloadFormat } from '../topics.js';
+import { encodePayload, MAX_PAYLOAD_BYTES } from '../protocol/payload.js';
+import type { OperationName } from '../protocol/errors.js';
+import type { ErrorResponse } from '../protocol/schemas.js';
+import type { PayloadFormat } from '../protocol/topics.js';
 
 /** The error codes the simulator answers with, and their status codes (the table in docs/simulator.md). */
 export const REJECTIONS = {

@@ -3,7 +3,7 @@
  * `Parameters`, `Mappings`, `Conditions`, `Resources` (`AWS::IoT::Thing`, `AWS::IoT::Certificate`,
  * `AWS::IoT::Policy`, with `OverrideSettings`) and `DeviceConfiguration`, run as RegisterThing runs them.
  */
-import * as x509 from '../x509.js';
+import * as x509 from '../device/x509.js';
 import { type EvaluationScope, evaluate, NO_VALUE, TemplateProblem } from './intrinsics.js';
 import {
   certificateStatus,

@@ -8,9 +8,9 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
-import { InvalidArgumentError } from '../errors.js';
-import { muteWireDebug } from '../mqtt-log.js';
-import { parseTopic } from '../topics.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
+import { muteWireDebug } from '../mqtt/log.js';
+import { parseTopic } from '../protocol/topics.js';
 import { certificateIdOf } from './ca.js';
 import { limitPacketSize } from './packet-size.js';
 import { isSys, type Role } from './policy.js';

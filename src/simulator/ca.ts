@@ -12,7 +12,7 @@ import {
   webcrypto,
 } from 'node:crypto';
 import { promisify } from 'node:util';
-import * as x509 from '../x509.js';
+import * as x509 from '../device/x509.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 const subtle = webcrypto.subtle;

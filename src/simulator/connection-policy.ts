@@ -3,7 +3,7 @@
  * claim certificate, and the policies an AWS template attached for a device certificate. A connection
  * with none falls back to the simulator's built-in rules (see policy.ts).
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
 import { type IotAction, IotPolicy, isAllowed, type PolicyContext } from './iam-policy.js';
 import type { Role } from './policy.js';
 import type { Registry } from './registry.js';

@@ -4,7 +4,7 @@
  * P-256, P-384 or P-521).
  */
 import { createPublicKey } from 'node:crypto';
-import * as x509 from '../x509.js';
+import * as x509 from '../device/x509.js';
 
 /** The outcome of {@link checkCsr}: the request to certify, or why it is refused (no key material in it). */
 export type CsrCheck = { ok: true; csr: x509.Pkcs10CertificateRequest } | { ok: false; reason: string };

@@ -2,8 +2,8 @@
  * The fault script: per operation, a queue of "do this instead for the next N requests". SUBSCRIBE
  * refusals are counted per SUBSCRIBE packet, everything else per request, so the two keep separate queues.
  */
-import { InvalidArgumentError, type OperationName } from '../errors.js';
-import { OPERATION_NAMES } from '../operations.js';
+import { InvalidArgumentError, type OperationName } from '../protocol/errors.js';
+import { OPERATION_NAMES } from '../protocol/operations.js';
 import type { Fault, FaultScript } from './types.js';
 
 interface Entry {

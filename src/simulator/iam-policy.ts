@@ -4,7 +4,7 @@
  * `${iot:Connection.Thing.ThingName}`), evaluated as IoT Core evaluates them: an explicit Deny wins, then
  * an Allow, and anything else is denied.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
 
 /** The MQTT actions the simulator checks. */
 export type IotAction = 'iot:Connect' | 'iot:Publish' | 'iot:Subscribe' | 'iot:Receive';

@@ -5,7 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensurePrivateDirectory, persisting, syncDirectory, writeFileAtomic } from '../durable-files.js';
+import {
+  ensurePrivateDirectory,
+  persisting,
+  syncDirectory,
+  writeFileAtomic,
+} from '../device/durable-files.js';
 import {
   type CertificateAuthority,
   certificateIdOfPem,

@@ -3,7 +3,7 @@
  * connection before aedes reads it, as AWS closes the connection of an oversized message.
  */
 import type { Socket } from 'node:net';
-import { PacketSizeScanner } from '../packet-size.js';
+import { PacketSizeScanner } from '../mqtt/packet-size.js';
 
 /**
  * Watch what `socket` delivers to its reader (aedes reads it with `read()`); on a packet over `maxBytes`,

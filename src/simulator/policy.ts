@@ -5,7 +5,7 @@
  * certificate); plain MQTT has no certificate and so no policy. `$SYS` is no one's: AWS IoT has no
  * `$SYS` topics, and aedes's would show every client id and let a publisher disconnect other clients.
  */
-import { parseTopic } from '../topics.js';
+import { parseTopic } from '../protocol/topics.js';
 
 /** What a connection is allowed, decided at CONNECT from the certificate it presented. */
 export type Role = 'claim' | 'device' | 'anonymous';

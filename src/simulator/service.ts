@@ -2,11 +2,11 @@
  * The Fleet Provisioning service itself: one request in, one answer out, as AWS IoT Core gives it.
  * Transport-free: the broker hands it the bytes of a request and publishes whatever it answers.
  */
-import { decodePayload } from '../codec.js';
-import type { OperationName } from '../errors.js';
-import { operations } from '../operations.js';
-import type { PayloadFormat } from '../topics.js';
-import { checkSchema } from '../validate.js';
+import { decodePayload } from '../protocol/payload.js';
+import type { OperationName } from '../protocol/errors.js';
+import { operations } from '../protocol/operations.js';
+import type { PayloadFormat } from '../protocol/topics.js';
+import { checkSchema } from '../protocol/validate.js';
 import { type Answer, rejection } from './answers.js';
 import { generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
 import type { AccountPolicies } from './connection-policy.js';

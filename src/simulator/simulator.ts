@@ -3,9 +3,9 @@
  * Every request goes broker → policy → fault script → service → answer, and every step is logged.
  */
 import { EventEmitter } from 'node:events';
-import { encodePayload } from '../codec.js';
-import { InvalidArgumentError } from '../errors.js';
-import { operationTopics, type ParsedTopic, parseTopic } from '../topics.js';
+import { encodePayload } from '../protocol/payload.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
+import { operationTopics, type ParsedTopic, parseTopic } from '../protocol/topics.js';
 import {
   type Answer,
   malformedPayload,

@@ -2,7 +2,7 @@
  * `startSimulator`: check the options, make or load the identity, start the broker, and wire the parts
  * of the simulator together.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
 import { startBroker } from './broker.js';
 import { AccountPolicies } from './connection-policy.js';
 import { Faults } from './faults.js';

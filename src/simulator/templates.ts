@@ -4,9 +4,9 @@
  * with AWS's input shape and time limit.
  */
 
-import { InvalidArgumentError } from '../errors.js';
-import { StringMapSchema } from '../schemas.js';
-import { assertTemplateName } from '../topics.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
+import { StringMapSchema } from '../protocol/schemas.js';
+import { assertTemplateName } from '../protocol/topics.js';
 import {
   type AwsTemplateResult,
   certificateParameters,

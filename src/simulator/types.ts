@@ -3,8 +3,8 @@
  * can script. Kept apart from the code so that users' tests can import the types alone.
  */
 import type { EventEmitter } from 'node:events';
-import type { OperationName } from '../errors.js';
-import type { PayloadFormat } from '../topics.js';
+import type { OperationName } from '../protocol/errors.js';
+import type { PayloadFormat } from '../protocol/topics.js';
 
 /** What AWS hands a pre-provisioning hook (a Lambda on AWS, a function here). */
 export interface PreProvisioningHookInput {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { MqttTransport, QoS, SubscriptionRequest } from '../../src/transport.js';
+import type { MqttTransport, QoS, SubscriptionRequest } from '../../src/mqtt/transport.js';
 
 export type WireEvent =
   | { type: 'subscribe'; topics: string[]; qos: QoS }

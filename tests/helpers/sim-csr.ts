@@ -1,5 +1,5 @@
 import { createPrivateKey, webcrypto } from 'node:crypto';
-import * as x509 from '../../src/x509.js';
+import * as x509 from '../../src/device/x509.js';
 
 /** Key types a test CSR can carry, including ones the service must refuse. */
 export type TestKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-1024';
@@ -21,7 +21,7 @@ const ALGORITHMS: Record<TestKeyType, webcrypto.RsaHashedKeyGenParams | webcrypt
   },
 };
 
-/** A key pair made on the "device" and a CSR signed with it (test-only: the library's own lives in src/keys.ts). */
+/** A key pair made on the "device" and a CSR signed with it (test-only: the library's own lives in src/device/keys.ts). */
 export async function makeCsr(
   type: TestKeyType = 'ec-p256',
   subject = 'CN=test-device',

@@ -3,7 +3,7 @@
  * the key/certificate/CSR checks run against what a CA actually issues.
  */
 import { createHash, createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
-import * as x509 from '../../src/x509.js';
+import * as x509 from '../../src/device/x509.js';
 
 /** A self-signed CA. */
 export interface TestCa {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { drawHistogram, formatMs, histogram, percentile, summarize } from '../../src/cli/load-stats.js';
+import { drawHistogram, formatMs, histogram, percentile, summarize } from '../../src/cli/load/stats.js';
 
 describe('load statistics', () => {
   it('takes nearest-rank percentiles', () => {

@@ -17,8 +17,8 @@ import {
   type DeviceJson,
   readDeviceJson,
   stageCredentials,
-} from '../../src/credentials.js';
-import { generateKeyPair } from '../../src/keys.js';
+} from '../../src/device/credentials.js';
+import { generateKeyPair } from '../../src/device/keys.js';
 import { certificateIdOf, issueCertificate, makeCa } from '../helpers/x509.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -46,8 +46,8 @@ let base: string;
 let fixturesFile: string;
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist/credentials.js'))) {
-    throw new Error('dist/credentials.js is missing: run `npm run build` first (`npm test` does).');
+  if (!existsSync(join(ROOT, 'dist/device/credentials.js'))) {
+    throw new Error('dist/device/credentials.js is missing: run `npm run build` first (`npm test` does).');
   }
   base = await mkdtemp(join(tmpdir(), 'credentials-crash-'));
   await chmod(base, 0o755); // the EACCES test runs a child as another user

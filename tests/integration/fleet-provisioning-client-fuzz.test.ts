@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
-import { encodePayload } from '../../src/codec.js';
-import { FleetProvisioningError } from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { createCsr, generateKeyPair } from '../../src/keys.js';
-import type { PayloadFormat } from '../../src/topics.js';
+import { encodePayload } from '../../src/protocol/payload.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import type { PayloadFormat } from '../../src/protocol/topics.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
-import { type FrpResponder, startResponder } from '../helpers/frp-responder.js';
+import { type FrpResponder, startResponder } from '../helpers/broker-responder.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 
 const TEMPLATE = 'Fuzz';

@@ -11,7 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { CREDENTIAL_FILES, readDeviceJson } from '../../src/credentials.js';
+import { CREDENTIAL_FILES, readDeviceJson } from '../../src/device/credentials.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';
 import { certificateIdOf } from '../helpers/x509.js';

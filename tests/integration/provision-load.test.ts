@@ -4,8 +4,8 @@
  * hold is zero failures, a distinct certificate and thing per device, and a registry that agrees.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { provision } from '../../src/provision.js';
-import type { ProvisionedDevice } from '../../src/provision-options.js';
+import { provision } from '../../src/provision/provision.js';
+import type { ProvisionedDevice } from '../../src/provision/plan.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 
 const DEVICES = 1000;

@@ -7,13 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
-import { FleetProvisioningError } from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { IotIdentityClient } from '../../src/iot-identity-client.js';
-import { topics } from '../../src/topics.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import { topics } from '../../src/protocol/topics.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { brokerCases } from '../helpers/broker-cases.js';
-import { type FrpResponder, startResponder } from '../helpers/frp-responder.js';
+import { type FrpResponder, startResponder } from '../helpers/broker-responder.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { acknowledgedBefore, type MqttProxy, startMqttProxy } from '../helpers/mqtt-proxy.js';
 

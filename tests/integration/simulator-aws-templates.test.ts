@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
-import { InvalidArgumentError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/protocol/errors.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { makeCsr } from '../helpers/sim-csr.js';

@@ -5,9 +5,9 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { provision } from '../../src/provision.js';
-import type { ProvisionedDevice } from '../../src/provision-options.js';
-import { rotate } from '../../src/rotate.js';
+import { provision } from '../../src/provision/provision.js';
+import type { ProvisionedDevice } from '../../src/provision/plan.js';
+import { rotate } from '../../src/provision/rotate.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
 import { IDENTITY_FILES, type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { topics } from '../../src/topics.js';
+import { topics } from '../../src/protocol/topics.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { makeCsr } from '../helpers/sim-csr.js';
 import { ask, closedByServer, connectOutcome, connectTo, field } from '../helpers/sim-mqtt.js';

@@ -4,14 +4,14 @@
  * transport; the wire-level twin of the reconnect case is tests/integration/reconnecting-client.test.ts.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { FleetProvisioningError } from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { IotIdentityClient } from '../../src/iot-identity-client.js';
-import { createCsr, generateKeyPair } from '../../src/keys.js';
-import { provision } from '../../src/provision.js';
-import { isRetryable } from '../../src/retry.js';
-import { routerFor } from '../../src/topic-router.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/frp-fake.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { provision } from '../../src/provision/provision.js';
+import { isRetryable } from '../../src/provision/retry.js';
+import { routerFor } from '../../src/mqtt/topic-router.js';
+import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const T = frpTopics();

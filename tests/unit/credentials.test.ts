@@ -10,9 +10,13 @@ import {
   findStagedSets,
   readDeviceJson,
   stageCredentials,
-} from '../../src/credentials.js';
-import { FleetProvisioningError, InvalidArgumentError, PersistFailedError } from '../../src/errors.js';
-import { generateKeyPair } from '../../src/keys.js';
+} from '../../src/device/credentials.js';
+import {
+  FleetProvisioningError,
+  InvalidArgumentError,
+  PersistFailedError,
+} from '../../src/protocol/errors.js';
+import { generateKeyPair } from '../../src/device/keys.js';
 import { certificateIdOf, issueCertificate, makeCa } from '../helpers/x509.js';
 
 interface Fixture {

@@ -14,8 +14,8 @@ import {
   RejectedError,
   SubscribeFailedError,
   TimeoutError,
-} from '../../src/errors.js';
-import { redact, rememberSecret } from '../../src/redact.js';
+} from '../../src/protocol/errors.js';
+import { redact, rememberSecret } from '../../src/protocol/redact.js';
 
 const PEM =
   '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----';

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { InvalidResponseError } from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { createCsr, generateKeyPair } from '../../src/keys.js';
-import { answer, FrpFake, frpTopics } from '../helpers/frp-fake.js';
+import { InvalidResponseError } from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { answer, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const T = frpTopics();

@@ -5,10 +5,10 @@ import {
   FleetProvisioningError,
   SubscribeFailedError,
   TimeoutError,
-} from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { engineFor } from '../../src/request-response.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/frp-fake.js';
+} from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { engineFor } from '../../src/client/request-engine.js';
+import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
 
 const T = frpTopics();
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { encode as cborEncode } from 'cborg';
-import { MAX_PAYLOAD_BYTES } from '../../src/codec.js';
-import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/errors.js';
-import { FleetProvisioningClient } from '../../src/fleet-provisioning-client.js';
-import { redact } from '../../src/redact.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/frp-fake.js';
+import { MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
+import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { redact } from '../../src/protocol/redact.js';
+import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
 
 const T = frpTopics();
 

@@ -1,10 +1,10 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import { encodePayload } from '../../src/codec.js';
-import type { FleetProvisioningError } from '../../src/errors.js';
-import { IotIdentityClient } from '../../src/iot-identity-client.js';
-import type { ErrorResponse } from '../../src/schemas.js';
-import { routerFor } from '../../src/topic-router.js';
-import { topics } from '../../src/topics.js';
+import { encodePayload } from '../../src/protocol/payload.js';
+import type { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import type { ErrorResponse } from '../../src/protocol/schemas.js';
+import { routerFor } from '../../src/mqtt/topic-router.js';
+import { topics } from '../../src/protocol/topics.js';
 import { FakeTransport } from '../helpers/fake-transport.js';
 
 const keys = topics.createKeysAndCertificate();

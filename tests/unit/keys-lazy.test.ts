@@ -69,7 +69,7 @@ beforeAll(async () => {
   await writeFile(join(out, 'package.json'), '{"type":"module"}');
   await symlink(join(ROOT, 'node_modules'), join(out, 'node_modules'));
   await writeFile(join(out, 'probe.mjs'), PROBE);
-  await transpileGraph('src/keys.ts');
+  await transpileGraph('src/device/keys.ts');
   await transpileGraph('src/index.ts');
 });
 
@@ -79,7 +79,7 @@ afterAll(async () => {
 
 describe('loading @peculiar/x509 lazily', () => {
   it('keys.ts loads it only when a CSR is built, and the probe sees it then', async () => {
-    const steps = await probe('src/keys.js');
+    const steps = await probe('src/device/keys.js');
     expect(steps.imported).toEqual({ x509: false, reflectMetadata: false });
     expect(steps.serverKeyPath).toEqual({ x509: false, reflectMetadata: false });
     // Proves the probe can see the library: without this, the two checks above could never fail.

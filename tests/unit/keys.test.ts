@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { FleetProvisioningError, InvalidArgumentError } from '../../src/errors.js';
+import { FleetProvisioningError, InvalidArgumentError } from '../../src/protocol/errors.js';
 import {
   certificateMatchesCsr,
   certificateMatchesPrivateKey,
@@ -12,8 +12,8 @@ import {
   generateKeyPair,
   KEY_TYPES,
   type KeyType,
-} from '../../src/keys.js';
-import * as x509 from '../../src/x509.js';
+} from '../../src/device/keys.js';
+import * as x509 from '../../src/device/x509.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const EXPECTED: Record<KeyType, { type: 'ec' | 'rsa'; curve?: string; bits?: number; hash: string }> = {

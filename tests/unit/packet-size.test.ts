@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import mqttPacket from 'mqtt-packet';
-import { PacketSizeScanner } from '../../src/packet-size.js';
+import { PacketSizeScanner } from '../../src/mqtt/packet-size.js';
 
 /** A real PUBLISH packet with `payloadBytes` of payload, as mqtt.js would send it. */
 function publish(payloadBytes: number): Buffer {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { operations } from '../../src/operations.js';
+import { operations } from '../../src/protocol/operations.js';
 import {
   CreateCertificateFromCsrResponseSchema,
   CreateKeysAndCertificateResponseSchema,
   ErrorResponseSchema,
   RegisterThingRequestPayloadSchema,
   RegisterThingResponseSchema,
-} from '../../src/schemas.js';
-import { checkSchema } from '../../src/validate.js';
+} from '../../src/protocol/schemas.js';
+import { checkSchema } from '../../src/protocol/validate.js';
 
 // Shaped as AWS sends them (values shortened).
 const keysAccepted = {

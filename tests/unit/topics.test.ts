@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { FleetProvisioningError } from '../../src/errors.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import {
   allTopics,
   assertTemplateName,
@@ -9,7 +9,7 @@ import {
   parseTopic,
   TEMPLATE_NAME_PATTERN,
   topics,
-} from '../../src/topics.js';
+} from '../../src/protocol/topics.js';
 
 const formats: PayloadFormat[] = ['json', 'cbor'];
 

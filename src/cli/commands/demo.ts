@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { provision } from '../../provision.js';
+import { provision } from '../../provision/provision.js';
 import { parseFlags } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';

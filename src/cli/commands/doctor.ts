@@ -5,10 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { type Flags, parseFlags } from '../args.js';
-import { parametersFrom, readPem } from '../connection-flags.js';
+import { parametersFrom, readPem } from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
-import { type DoctorCheck, offlineChecks, templateNameFromPolicy } from '../doctor-offline.js';
-import { onlineChecks } from '../doctor-online.js';
+import { type DoctorCheck, offlineChecks, templateNameFromPolicy } from '../doctor/offline.js';
+import { onlineChecks } from '../doctor/online.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
 

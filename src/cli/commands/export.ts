@@ -4,9 +4,14 @@
  * directory would not survive the copy.
  */
 import { resolve } from 'node:path';
-import { CREDENTIAL_FILES, credentialFiles, readCurrentCredentials } from '../../credentials.js';
-import { ensurePrivateDirectory, persisting, syncDirectory, writeFileAtomic } from '../../durable-files.js';
-import { PersistFailedError } from '../../errors.js';
+import { CREDENTIAL_FILES, credentialFiles, readCurrentCredentials } from '../../device/credentials.js';
+import {
+  ensurePrivateDirectory,
+  persisting,
+  syncDirectory,
+  writeFileAtomic,
+} from '../../device/durable-files.js';
+import { PersistFailedError } from '../../protocol/errors.js';
 import { parseFlags } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';

@@ -7,21 +7,21 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { withoutCredentials } from '../../endpoint.js';
-import type { ProvisionOptions } from '../../provision-options.js';
+import { withoutCredentials } from '../../provision/endpoint.js';
+import type { ProvisionOptions } from '../../provision/plan.js';
 import { type Flags, parseFlags } from '../args.js';
 import {
   CONNECTION_FLAGS_HELP,
   connectionFlagSpecs,
   provisionOptionsFrom,
   requestOptionsFrom,
-} from '../connection-flags.js';
+} from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
 import { EXIT, exitCodeOf } from '../exit-codes.js';
-import { loadReport, provisionMany } from '../load-run.js';
+import { loadReport, provisionMany } from '../load/run.js';
 import { Output } from '../output.js';
-import { ProgressBar } from '../progress-bar.js';
-import { printSummary } from './load-summary.js';
+import { ProgressBar } from '../load/progress-bar.js';
+import { printSummary } from '../load/summary.js';
 
 /** `--help` of `load`. */
 export const help = `Usage: fleet-provision load --devices N [--concurrency C] [--report <file>] [connection flags]

@@ -5,10 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CREDENTIAL_FILES, type CredentialFiles, hasUnfinishedSets } from '../../credentials.js';
-import { endpointUrl, parseEndpoint } from '../../endpoint.js';
-import { inspectExistingSet } from '../../existing-set.js';
-import { provision } from '../../provision.js';
+import { CREDENTIAL_FILES, type CredentialFiles, hasUnfinishedSets } from '../../device/credentials.js';
+import { endpointUrl, parseEndpoint } from '../../provision/endpoint.js';
+import { inspectExistingSet } from '../../device/existing-set.js';
+import { provision } from '../../provision/provision.js';
 import { parseFlags } from '../args.js';
 import {
   CONNECTION_FLAGS_HELP,
@@ -16,7 +16,7 @@ import {
   connectionOptionsFrom,
   requestOptionsFrom,
   usesTls,
-} from '../connection-flags.js';
+} from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';

@@ -4,9 +4,9 @@
  * window, so a daily cron job or systemd timer can run it unconditionally.
  */
 import { resolve } from 'node:path';
-import { rotate } from '../../rotate.js';
+import { rotate } from '../../provision/rotate.js';
 import { parseFlags } from '../args.js';
-import { KEYS_CHOICES, parametersFrom, readPem } from '../connection-flags.js';
+import { KEYS_CHOICES, parametersFrom, readPem } from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';

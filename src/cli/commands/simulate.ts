@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { z } from 'zod/mini';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError } from '../../protocol/errors.js';
 import type {
   AnswerEvent,
   AwsProvisioningTemplate,

@@ -1,0 +1,442 @@
+/**
+ * The options of provision(), checked in full before any traffic: every mistake a caller can make is an
+ * `INVALID_ARGUMENT` that says what to change.
+ */
+import { checkCaCertificate, checkClaimCredentials } from '../device/claim-credentials.js';
+import { checkPlaintext } from './connection.js';
+import type { CredentialFiles } from '../device/credentials.js';
+import { type Endpoint, endpointUrl, parseEndpoint } from './endpoint.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
+import { KEY_TYPES, type KeyType } from '../device/keys.js';
+import { assertSignal, assertTimeout } from '../protocol/call-options.js';
+import { redact } from '../protocol/redact.js';
+import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
+import { assertFormat, assertTemplateName, type PayloadFormat } from '../protocol/topics.js';
+import type { MqttTransport } from '../mqtt/transport.js';
+
+/**
+ * Where the device's key comes from:
+ * - `'server'` (default): CreateKeysAndCertificate; AWS makes the key and sends it over the connection.
+ * - `'generate'` or `{ generate: type }`: the key is made here (EC P-256 by default), a CSR goes to
+ *   CreateCertificateFromCsr, and the key never leaves the device.
+ * - `{ csr }`: your own CSR (PEM), for a key kept in a secure element or HSM; no key is returned.
+ */
+export type KeySource =
+  | 'server'
+  | 'generate'
+  | {
+      /** The key type to make on the device. */
+      generate: KeyType;
+    }
+  | {
+      /** Your CSR, PEM (`-----BEGIN CERTIFICATE REQUEST-----`). */
+      csr: string;
+    };
+
+/** A step of provision(), reported to `onProgress`. Never carries a secret. */
+export type ProgressEvent =
+  | {
+      /** A key pair was made on the device. */
+      step: 'key';
+      /** Its type. */
+      keyType: KeyType;
+    }
+  | {
+      /** Connecting with the claim certificate (with rotate(): the device's current certificate). */
+      step: 'connecting';
+      /** The endpoint as a URL. */
+      endpoint: string;
+      /** 1 for the first connection, more after a retry. */
+      attempt: number;
+    }
+  | {
+      /** Both answer-topic pairs are subscribed (SUBACK received). */
+      step: 'subscribed';
+      /** The connection attempt this happened on. */
+      attempt: number;
+    }
+  | {
+      /** The device has its certificate, checked against its key or CSR. */
+      step: 'certificate';
+      /** The new certificate's id. */
+      certificateId: string;
+    }
+  | {
+      /** Key and certificate are on disk, not yet at the final paths. */
+      step: 'staged';
+      /** The credentials directory. */
+      directory: string;
+    }
+  | {
+      /**
+       * A certificate that may be ACTIVE will not be used (RegisterThing's outcome was unknown and its
+       * token was then refused, or an unfinished set could not be resumed). Also listed in the result's
+       * `abandonedCertificateIds`; deactivate it in AWS (see docs/credentials.md).
+       */
+      step: 'abandoned';
+      /** The certificate's id. */
+      certificateId: string;
+      /** Why, in a few words (never a secret). */
+      reason: string;
+    }
+  | {
+      /** An unfinished set left by an earlier run in `outDir` is being finished. */
+      step: 'resuming';
+      /** Its certificate's id. */
+      certificateId: string;
+      /** How far it had got: `issued` (RegisterThing is retried) or `registered` (only the commit is left). */
+      state: 'issued' | 'registered';
+    }
+  | {
+      /** RegisterThing accepted. */
+      step: 'registered';
+      /** The thing made, or undefined when the template makes none. */
+      thingName: string | undefined;
+    }
+  | {
+      /** The credentials are at their final paths. */
+      step: 'saved';
+      /** Their paths. */
+      files: CredentialFiles;
+    }
+  | {
+      /** Reconnected with the new certificate (`verify: true`). */
+      step: 'verified';
+      /** Whether the broker accepted it. */
+      accepted: boolean;
+    }
+  | {
+      /** A retryable failure: trying again after a backoff. */
+      step: 'retrying';
+      /** What failed: `certificate`, `RegisterThing` or `save`. */
+      operation: string;
+      /** The number of the try about to start (2 for the first retry). */
+      attempt: number;
+      /** The backoff before it, in ms. */
+      delayMs: number;
+      /** The error code that caused the retry (`REJECTED`, `TIMEOUT`, `CONNECTION_LOST`, `PERSIST_FAILED`). */
+      code: string;
+    };
+
+/** What provision() takes. */
+export interface ProvisionOptions {
+  /** AWS IoT data endpoint: `abc123-ats.iot.eu-west-1.amazonaws.com`, `mqtts://host:443`, `mqtt://127.0.0.1:1883`. */
+  endpoint?: string;
+  /** The claim certificate, PEM. Required with `endpoint` over TLS. */
+  claimCertificate?: string;
+  /** The claim certificate's private key, PEM. */
+  claimPrivateKey?: string;
+  /** The CA that signs the server certificate (Amazon Root CA 1 for AWS), PEM. Default: Node's roots. */
+  caCertificate?: string;
+  /** An already connected mqtt.js client to use instead; provision() leaves it open. */
+  client?: MqttTransport;
+  /** MQTT client id of the claim connection. Default: unique per call. */
+  clientId?: string;
+  /** MQTT protocol version of the connections provision() opens: 4 (3.1.1, default) or 5. */
+  protocolVersion?: 4 | 5;
+  /** The provisioning template. */
+  templateName: string;
+  /** Template parameters (a flat map of strings). */
+  parameters?: Record<string, string>;
+  /** Where the key comes from. Default `'server'`. */
+  keys?: KeySource;
+  /** Subject of a generated CSR. Default `CN=AWS IoT Device`. */
+  csrSubject?: string;
+  /** Payload format. Default `'json'`. */
+  format?: PayloadFormat;
+  /** Deadline of each operation and of each connection attempt. Default 30 000 ms. */
+  timeoutMs?: number;
+  /** Cancels everything; provision() then rejects with `ABORTED`. */
+  signal?: AbortSignal;
+  /**
+   * Write the credentials here (docs/credentials.md): a directory kept at mode 0700. An existing one
+   * this user owns is tightened to 0700; one owned by another user is refused (`PERSIST_FAILED`) before
+   * any traffic.
+   */
+  outDir?: string;
+  /**
+   * With `outDir`, what to do when it already holds credentials. `'reuse'` (default): a complete set made
+   * for the same endpoint, template and parameters is returned as it is (`reused: true`) without any
+   * traffic, so a device can call provision() on every boot; a set that is incomplete or made for
+   * something else is an `INVALID_ARGUMENT` error naming what differs. `'replace'`: provision anew.
+   */
+  existing?: 'reuse' | 'replace';
+  /** Called at each step. An exception it throws becomes a process warning; the run goes on. */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Retries of 429, 5xx, timeouts and lost connections; `false` for none. */
+  retry?: RetryOptions | false;
+  /** Reconnect with the new certificate afterwards and report whether the broker accepted it. */
+  verify?: boolean;
+  /**
+   * Allow plain `mqtt://` to a host that is not this machine. Without it, plaintext is refused unless
+   * the host is a loopback address: the device's new private key and ownership token would cross the
+   * network unencrypted. With it, a warning is emitted (`process.emitWarning`).
+   */
+  insecure?: boolean;
+}
+
+/** The device provision() made. */
+export interface ProvisionedDevice {
+  /** Absent when the template creates no thing. */
+  thingName?: string;
+  /** RegisterThing's `deviceConfiguration` (the template's `DeviceConfiguration`). */
+  deviceConfiguration: Record<string, string>;
+  /** The device certificate's id. */
+  certificateId: string;
+  /** The device certificate, PEM, now ACTIVE (or as the template says). */
+  certificatePem: string;
+  /** Present when the key came from the service or was made here; absent with `{ csr }`. */
+  privateKey?: string;
+  /** Present with `outDir`. */
+  files?: CredentialFiles;
+  /** Present with `verify: true`: whether the broker accepted the new certificate. */
+  verified?: boolean;
+  /**
+   * Certificates that may be ACTIVE in AWS but were not kept: RegisterThing's outcome was unknown and
+   * its token was then refused, so provisioning started over with a new certificate (or an unfinished
+   * set from an earlier run could not be resumed). Always present, usually empty. Deactivate them (see
+   * docs/credentials.md).
+   */
+  abandonedCertificateIds: string[];
+  /** True when `outDir` already held a complete matching set, returned without any traffic. */
+  reused?: true;
+}
+
+/** The default deadline of each step. */
+export const DEFAULT_PROVISION_TIMEOUT_MS = 30_000;
+
+/** provision()'s options, checked and with defaults filled in. */
+export interface ProvisionPlan {
+  endpoint: Endpoint | undefined;
+  client: MqttTransport | undefined;
+  claimCertificate: string | undefined;
+  claimPrivateKey: string | undefined;
+  caCertificate: string | undefined;
+  clientId: string | undefined;
+  protocolVersion: 4 | 5;
+  templateName: string;
+  parameters: Record<string, string> | undefined;
+  keys: { kind: 'server' } | { kind: 'generate'; type: KeyType } | { kind: 'csr'; csr: string };
+  csrSubject: string | undefined;
+  format: PayloadFormat;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  outDir: string | undefined;
+  existing: 'reuse' | 'replace';
+  onProgress: (event: ProgressEvent) => void;
+  retry: RetryPolicy;
+  verify: boolean;
+}
+
+/**
+ * Check every option of provision() and fill in the defaults.
+ * @throws {InvalidArgumentError} naming the first option that is wrong.
+ */
+export function planProvision(options: ProvisionOptions): ProvisionPlan {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('provision() needs an options object.');
+  }
+  assertKnownOptions(options);
+  assertTemplateName(options.templateName);
+  const format = options.format ?? 'json';
+  assertFormat(format);
+  const client = options.client;
+  const endpoint = options.endpoint === undefined ? undefined : parseEndpoint(options.endpoint);
+  if (client === undefined && endpoint === undefined) {
+    throw new InvalidArgumentError(
+      'provision() needs either an endpoint (with claim credentials) or a connected client.',
+    );
+  }
+  if (options.insecure !== undefined && typeof options.insecure !== 'boolean') {
+    throw new InvalidArgumentError('insecure must be true or false.');
+  }
+  if (client === undefined && endpoint !== undefined) checkPlaintext(endpoint, options.insecure === true);
+  let claimCertificate = options.claimCertificate;
+  let claimPrivateKey = options.claimPrivateKey;
+  if (client === undefined && endpoint?.protocol === 'mqtts') {
+    const claim = checkClaimCredentials(
+      { certificate: options.claimCertificate, privateKey: options.claimPrivateKey },
+      undefined,
+      `connecting to ${endpointUrl(endpoint)}`,
+    );
+    claimCertificate = claim.certificate;
+    claimPrivateKey = claim.privateKey;
+  }
+  const caCertificate =
+    options.caCertificate === undefined ? undefined : checkCaCertificate(options.caCertificate);
+  if (options.verify === true && endpoint === undefined) {
+    throw new InvalidArgumentError('verify needs the endpoint, to reconnect there with the new certificate.');
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PROVISION_TIMEOUT_MS;
+  assertTimeout(timeoutMs);
+  assertSignal(options.signal);
+  if (
+    options.protocolVersion !== undefined &&
+    options.protocolVersion !== 4 &&
+    options.protocolVersion !== 5
+  ) {
+    throw new InvalidArgumentError('protocolVersion must be 4 (MQTT 3.1.1) or 5.');
+  }
+  if (options.outDir !== undefined && (typeof options.outDir !== 'string' || options.outDir === '')) {
+    throw new InvalidArgumentError('outDir must be a directory path.');
+  }
+  if (options.existing !== undefined && options.existing !== 'reuse' && options.existing !== 'replace') {
+    throw new InvalidArgumentError("existing must be 'reuse' (the default) or 'replace'.");
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new InvalidArgumentError('onProgress must be a function.');
+  }
+  return {
+    endpoint,
+    client,
+    claimCertificate,
+    claimPrivateKey,
+    caCertificate,
+    clientId: options.clientId,
+    protocolVersion: options.protocolVersion ?? 4,
+    templateName: options.templateName,
+    parameters: checkParameters(options.parameters),
+    keys: keySource(options.keys),
+    csrSubject: options.csrSubject,
+    format,
+    timeoutMs,
+    signal: options.signal,
+    outDir: options.outDir,
+    existing: options.existing ?? 'reuse',
+    onProgress: guardedProgress(options.onProgress),
+    retry: retryPolicy(options.retry),
+    verify: options.verify === true,
+  };
+}
+
+/** The caller's onProgress, made harmless: what it throws becomes a process warning, never a failed run. */
+function guardedProgress(
+  onProgress: ((event: ProgressEvent) => void) | undefined,
+): (event: ProgressEvent) => void {
+  if (onProgress === undefined) return () => {};
+  return (event) => {
+    try {
+      onProgress(event);
+    } catch (error) {
+      const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      process.emitWarning(`onProgress threw on step ${event.step}; provisioning goes on. ${redact(detail)}`, {
+        code: 'FLEET_PROVISION_ON_PROGRESS',
+      });
+    }
+  };
+}
+
+/** Every option provision() reads; anything else is a misspelling. */
+const PROVISION_OPTION_NAMES = [
+  'endpoint',
+  'claimCertificate',
+  'claimPrivateKey',
+  'caCertificate',
+  'client',
+  'clientId',
+  'protocolVersion',
+  'templateName',
+  'parameters',
+  'keys',
+  'csrSubject',
+  'format',
+  'timeoutMs',
+  'signal',
+  'outDir',
+  'onProgress',
+  'retry',
+  'verify',
+  'existing',
+  'insecure',
+] as const;
+
+/**
+ * Refuse an option name provision() does not know (in plain JavaScript `outdir` would otherwise be
+ * silently ignored), suggesting the nearest known one.
+ * @throws {InvalidArgumentError} `Unknown option "outdir" … did you mean "outDir"?`
+ */
+export function assertKnownOptions(
+  options: object,
+  known: readonly string[] = PROVISION_OPTION_NAMES,
+  what = 'provision()',
+): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const nearest = suggest(name, known);
+    throw new InvalidArgumentError(
+      `Unknown option ${JSON.stringify(name.slice(0, 60))} in ${what}` +
+        (nearest === undefined ? '' : `: did you mean ${JSON.stringify(nearest)}?`) +
+        ` Known options: ${known.join(', ')}.`,
+    );
+  }
+}
+
+/** The known name closest to `name` (case-insensitive edit distance at most 3), or undefined. */
+function suggest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  const lower = name.toLowerCase();
+  for (const candidate of known) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return 4;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 4;
+}
+
+function isPem(value: unknown): value is string {
+  return typeof value === 'string' && value.includes('-----BEGIN ');
+}
+
+function checkParameters(parameters: unknown): Record<string, string> | undefined {
+  if (parameters === undefined) return undefined;
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) {
+    throw new InvalidArgumentError(
+      'parameters must be an object of string values, e.g. { SerialNumber: "SN-1" }.',
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parameters)) {
+    if (typeof value !== 'string') {
+      throw new InvalidArgumentError(`Template parameter ${JSON.stringify(key)} must be a string.`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function keySource(keys: unknown): ProvisionPlan['keys'] {
+  if (keys === undefined || keys === 'server') return { kind: 'server' };
+  if (keys === 'generate') return { kind: 'generate', type: 'ec-p256' };
+  if (typeof keys === 'object' && keys !== null) {
+    if ('generate' in keys) {
+      const type = keys.generate;
+      const known = KEY_TYPES.find((k) => k === type);
+      if (known !== undefined) return { kind: 'generate', type: known };
+      throw new InvalidArgumentError(`keys.generate must be one of ${KEY_TYPES.join(', ')}.`);
+    }
+    if ('csr' in keys) {
+      if (isPem(keys.csr)) return { kind: 'csr', csr: keys.csr };
+      throw new InvalidArgumentError('keys.csr must be a PEM certificate signing request.');
+    }
+  }
+  throw new InvalidArgumentError(
+    `keys must be 'server', 'generate', { generate: ${KEY_TYPES.map((k) => `'${k}'`).join(' | ')} } or { csr: pem }.`,
+  );
+}
