@@ -27,7 +27,7 @@ import type { CallEnd, CallHandle } from './pending-call.js';
 import { ErrorResponseSchema } from '../protocol/schemas.js';
 import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
 import type { QoS } from '../mqtt/transport.js';
-import { readPayload } from '../protocol/validate.js';
+import { readPayload } from '../protocol/payload.js';
 
 /**
  * What reading an accepted answer decided: it settled the call; it carries another request's result

@@ -7,10 +7,9 @@
  */
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { z } from 'zod/mini';
-import { encodePayload } from '../protocol/payload.js';
 import { ClientClosedError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
-import { assertCsr, assertSignal, assertTimeout } from '../protocol/call-options.js';
+import { assertCsr, assertQos, assertSignal, assertTimeout } from '../protocol/call-options.js';
 import type { CallHandle, CallOptions } from './pending-call.js';
 import { rememberSecret } from '../protocol/redact.js';
 import { engineFor, type PairKey, type RequestEngine, type RequestTransport } from './request-engine.js';
@@ -28,7 +27,7 @@ import {
   type PayloadFormat,
 } from '../protocol/topics.js';
 import type { QoS } from '../mqtt/transport.js';
-import { checkSchema } from '../protocol/validate.js';
+import { encodeRequest } from '../protocol/requests.js';
 
 /** Options of {@link FleetProvisioningClient}. */
 export interface FleetProvisioningClientOptions {
@@ -112,9 +111,7 @@ export class FleetProvisioningClient {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     assertTimeout(timeoutMs);
     const qos = options.qos ?? 1;
-    if (qos !== 0 && qos !== 1) {
-      throw new InvalidArgumentError(`Invalid qos ${String(qos)}: AWS IoT Core supports 0 and 1.`);
-    }
+    assertQos(qos, 'qos');
     const lateAnswerWindowMs = options.lateAnswerWindowMs ?? DEFAULT_LATE_ANSWER_WINDOW_MS;
     assertTimeout(lateAnswerWindowMs, 'lateAnswerWindowMs');
     this.format = format;
@@ -244,20 +241,15 @@ export class FleetProvisioningClient {
     schema: z.ZodMiniType<T>,
     identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
   ): Promise<T> {
-    const spec = operations[operation];
     const topics = this.#topics(operation, templateName);
-    const checked = checkSchema<unknown>(spec.requestSchema, payload);
-    if (!checked.ok) {
-      const list = checked.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
-      throw new InvalidArgumentError(`Invalid ${operation} request (${list}).`);
-    }
+    const encoded = encodeRequest(operation, payload, this.format);
     const { timeoutMs, signal } = this.#options(options);
     this.#assertOpen();
     const call = this.#engine.request({
       operation,
       topics,
       format: this.format,
-      payload: encodePayload(checked.value, this.format),
+      payload: encoded,
       schema,
       qos: this.#qos,
       timeoutMs,

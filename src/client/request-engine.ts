@@ -18,7 +18,7 @@ import { type AcceptVerdict, type PairDriver, type PairRequest, TopicPair } from
 import { routerFor, type TopicLease, type TopicRouter } from '../mqtt/topic-router.js';
 import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
 import type { MessageListener, MqttTransport, QoS } from '../mqtt/transport.js';
-import { readPayload } from '../protocol/validate.js';
+import { readPayload } from '../protocol/payload.js';
 
 /**
  * An {@link MqttTransport} that can also take back a request it still holds. mqtt.js keeps every

@@ -8,7 +8,6 @@
  *
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { encodePayload } from '../protocol/payload.js';
 import { ConnectionLostError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { OperationStream, type StreamCallback } from './operation-stream.js';
 import { operations } from '../protocol/operations.js';
@@ -31,7 +30,8 @@ import { publishFailure } from '../client/correlation.js';
 import { routerFor, type TopicRouter } from '../mqtt/topic-router.js';
 import { assertFormat, operationTopics, type PayloadFormat } from '../protocol/topics.js';
 import type { MqttTransport, QoS } from '../mqtt/transport.js';
-import { checkSchema } from '../protocol/validate.js';
+import { encodeRequest } from '../protocol/requests.js';
+import { assertQos } from '../protocol/call-options.js';
 
 /** The default deadline of a PUBACK or SUBACK. */
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -160,11 +160,7 @@ export class IotIdentityClient {
   async #publish(operation: OperationName, templateName: string, payload: unknown, qos: QoS): Promise<void> {
     assertQos(qos);
     const topic = operationTopics(operation, this.format, templateName).request;
-    const checked = checkSchema<unknown>(operations[operation].requestSchema, payload);
-    if (!checked.ok) {
-      const list = checked.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
-      throw new InvalidArgumentError(`Invalid ${operation} request (${list}).`);
-    }
+    const encoded = encodeRequest(operation, payload, this.format);
     const transport = this.#transport;
     if (!transport.connected) {
       throw new ConnectionLostError(`Cannot publish ${operation}: the MQTT client is not connected.`);
@@ -183,12 +179,7 @@ export class IotIdentityClient {
     transport.on('close', onDrop);
     transport.on('offline', onDrop);
     let acknowledged = false;
-    const { sent, messageId } = publishTracked(
-      transport,
-      topic,
-      encodePayload(checked.value, this.format),
-      qos,
-    );
+    const { sent, messageId } = publishTracked(transport, topic, encoded, qos);
     call.onEnd(() => {
       transport.removeListener('close', onDrop);
       transport.removeListener('offline', onDrop);
@@ -231,11 +222,5 @@ export class IotIdentityClient {
       callback,
       this.#timeoutMs,
     );
-  }
-}
-
-function assertQos(qos: unknown): asserts qos is QoS {
-  if (qos !== 0 && qos !== 1) {
-    throw new InvalidArgumentError(`Invalid QoS ${String(qos)}: AWS IoT Core supports 0 and 1.`);
   }
 }

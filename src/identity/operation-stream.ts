@@ -14,7 +14,7 @@ import { PendingCall } from '../client/pending-call.js';
 import type { TopicLease, TopicRouter } from '../mqtt/topic-router.js';
 import type { PayloadFormat } from '../protocol/topics.js';
 import type { QoS } from '../mqtt/transport.js';
-import { readPayload } from '../protocol/validate.js';
+import { readPayload } from '../protocol/payload.js';
 
 /**
  * Receives each message of a stream: `(undefined, response)` for a valid one, `(error, undefined)` for

@@ -22,6 +22,13 @@ export function assertTimeout(value: unknown, name = 'timeoutMs', min = 1): asse
   }
 }
 
+/** Throws {@link InvalidArgumentError} unless `value` is a QoS AWS IoT Core supports: 0 or 1. */
+export function assertQos(value: unknown, name = 'QoS'): asserts value is 0 | 1 {
+  if (value !== 0 && value !== 1) {
+    throw new InvalidArgumentError(`Invalid ${name} ${String(value)}: AWS IoT Core supports 0 and 1.`);
+  }
+}
+
 /** Throws {@link InvalidArgumentError} unless `value` is undefined or an `AbortSignal`. */
 export function assertSignal(value: unknown, name = 'signal'): asserts value is AbortSignal | undefined {
   if (value !== undefined && !(value instanceof AbortSignal)) {

@@ -160,6 +160,11 @@ export interface ResponseIssue {
   problem: string;
 }
 
+/** Issues as one line for a message: `path: problem; path: problem`. */
+export function formatIssues(issues: ReadonlyArray<{ path: string; problem: string }>): string {
+  return issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
+}
+
 /**
  * An answer that cannot be trusted: malformed, the wrong shape, too large, or a certificate that does
  * not belong to the key or CSR it answers.
@@ -184,7 +189,7 @@ export class InvalidResponseError extends FleetProvisioningError {
   ) {
     const where = details.topic === undefined ? '' : ` on ${details.topic}`;
     const issues = details.issues.map((i) => ({ path: safePath(i.path), problem: redact(i.problem) }));
-    const list = issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
+    const list = formatIssues(issues);
     super(
       'INVALID_RESPONSE',
       details.message ??

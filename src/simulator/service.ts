@@ -2,11 +2,10 @@
  * The Fleet Provisioning service itself: one request in, one answer out, as AWS IoT Core gives it.
  * Transport-free: the broker hands it the bytes of a request and publishes whatever it answers.
  */
-import { decodePayload } from '../protocol/payload.js';
-import type { OperationName } from '../protocol/errors.js';
+import { formatIssues, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
 import type { PayloadFormat } from '../protocol/topics.js';
-import { checkSchema } from '../protocol/validate.js';
+import { checkSchema, decodePayload } from '../protocol/payload.js';
 import { type Answer, rejection } from './answers.js';
 import { generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
 import type { AccountPolicies } from './connection-policy.js';
@@ -215,8 +214,7 @@ export class ProvisioningService {
 }
 
 function invalidPayload(issues: ReadonlyArray<{ path: string; problem: string }>): Answer {
-  const list = issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
-  return rejection('InvalidPayload', `The request payload is not valid (${list}).`);
+  return rejection('InvalidPayload', `The request payload is not valid (${formatIssues(issues)}).`);
 }
 
 function tokenProblem(problem: 'unknown' | 'expired' | 'used' | 'in-use'): string {

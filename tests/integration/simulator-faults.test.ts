@@ -1,11 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
-import { decodePayload, MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
 import { InvalidArgumentError, type OperationName } from '../../src/protocol/errors.js';
 import { operations } from '../../src/protocol/operations.js';
 import { type RequestLogEntry, type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
-import { checkSchema } from '../../src/protocol/validate.js';
+import { checkSchema, decodePayload, MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { ask, closedByServer, connectTo, field, type Received, recordMessages } from '../helpers/sim-mqtt.js';
 

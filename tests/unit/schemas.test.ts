@@ -7,7 +7,7 @@ import {
   RegisterThingRequestPayloadSchema,
   RegisterThingResponseSchema,
 } from '../../src/protocol/schemas.js';
-import { checkSchema } from '../../src/protocol/validate.js';
+import { checkSchema } from '../../src/protocol/payload.js';
 
 // Shaped as AWS sends them (values shortened).
 const keysAccepted = {

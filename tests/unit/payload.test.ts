@@ -1,8 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { encode as cborEncode } from 'cborg';
-import { decodePayload, encodePayload, MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
 import { CreateKeysAndCertificateResponseSchema } from '../../src/protocol/schemas.js';
-import { readPayload } from '../../src/protocol/validate.js';
+import { decodePayload, encodePayload, MAX_PAYLOAD_BYTES, readPayload } from '../../src/protocol/payload.js';
 
 describe('codecs', () => {
   it('encodes CreateKeysAndCertificate as {} in JSON and 0xa0 in CBOR', () => {
