@@ -5,8 +5,8 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { CREDENTIAL_FILES, hasUnfinishedSets, readCurrentCredentials } from '../device/credentials.js';
+import { resolve } from 'node:path';
+import { credentialFiles, hasUnfinishedSets, readCurrentCredentials } from '../device/credentials.js';
 import { certificateMatchesPrivateKey } from '../device/keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -79,9 +79,10 @@ export async function readSetStatus(dir: string, now = Date.now()): Promise<SetS
     problems.push(error instanceof Error ? error.message : String(error));
     return status;
   }
-  await check('certificate', join(directory, CREDENTIAL_FILES.certificate));
-  await check('privateKey', join(directory, CREDENTIAL_FILES.privateKey));
-  await check('deviceJson', join(directory, CREDENTIAL_FILES.deviceJson));
+  const files = credentialFiles(directory, true);
+  await check('certificate', files.certificate);
+  await check('privateKey', files.privateKey ?? '');
+  await check('deviceJson', files.deviceJson);
   status.modesOk = modesOk;
   status.unfinished = await hasUnfinishedSets(directory);
 

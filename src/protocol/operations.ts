@@ -14,6 +14,12 @@ import {
   RegisterThingResponseSchema,
 } from './schemas.js';
 
+/**
+ * How long a certificate ownership token is valid: one hour, after which RegisterThing refuses it.
+ * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html#create-keys-cert
+ */
+export const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+
 /** One operation of the service: where its request goes and what its payloads look like. */
 export interface OperationSpec<Request = unknown, Accepted = unknown> {
   /** The operation's name as AWS gives it. */

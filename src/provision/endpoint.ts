@@ -62,8 +62,11 @@ export function parseEndpoint(endpoint: unknown): Endpoint {
   return { protocol, host, port, alpnProtocols: protocol === 'mqtts' && port === 443 ? [AWS_MQTT_ALPN] : [] };
 }
 
-/** The endpoint as a URL string, for messages and `device.json`. */
-export function endpointUrl(endpoint: Endpoint): string {
+/**
+ * The endpoint as a URL string (an IPv6 host in brackets), for messages, `device.json` and the
+ * simulator's `url`.
+ */
+export function endpointUrl(endpoint: Pick<Endpoint, 'protocol' | 'host' | 'port'>): string {
   const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
   return `${endpoint.protocol}://${host}:${endpoint.port}`;
 }

@@ -33,9 +33,9 @@ import { type ProvisionedDevice, type ProvisionOptions, type ProvisionPlan, plan
 import { optional, ProvisionRun, requestOptions, settleWithin } from './session.js';
 import { backoffDelay, isRetryable, waitFor } from './retry.js';
 import type { RegisterThingResponse } from '../protocol/schemas.js';
+import { TOKEN_LIFETIME_MS } from '../protocol/operations.js';
 
-/** An ownership token is valid for one hour; retrying RegisterThing stops well before that. */
-const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+/** Retrying RegisterThing stops this long before the ownership token expires. */
 const TOKEN_MARGIN_MS = 60 * 1000;
 /** Certificates one call may go through when RegisterThing's token keeps being refused after an unknown outcome. */
 const MAX_CERTIFICATES = 3;

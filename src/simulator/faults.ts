@@ -11,7 +11,8 @@ interface Entry {
   remaining: number;
 }
 
-const FAULT_TYPES: ReadonlySet<string> = new Set([
+/** Every fault type the simulator knows, once; the compiler checks it against the {@link Fault} union. */
+const FAULT_TYPES = [
   'normal',
   'reject',
   'silent',
@@ -24,7 +25,11 @@ const FAULT_TYPES: ReadonlySet<string> = new Set([
   'refuseSubscribe',
   'disconnect',
   'runThenDisconnect',
-]);
+] as const satisfies readonly Fault['type'][];
+/** Fails to compile when a member of the {@link Fault} union is missing from {@link FAULT_TYPES}. */
+const everyFaultListed: Exclude<Fault['type'], (typeof FAULT_TYPES)[number]> extends never ? true : never =
+  true;
+const KNOWN_FAULTS: ReadonlySet<string> = everyFaultListed && new Set(FAULT_TYPES);
 
 /** The simulator's {@link FaultScript}, with the two lookups the service and the broker use. */
 export class Faults implements FaultScript {
@@ -35,7 +40,7 @@ export class Faults implements FaultScript {
     if (!OPERATION_NAMES.includes(operation)) {
       throw new InvalidArgumentError(`Unknown operation ${JSON.stringify(operation)}.`);
     }
-    if (typeof fault !== 'object' || fault === null || !FAULT_TYPES.has(fault.type)) {
+    if (typeof fault !== 'object' || fault === null || !KNOWN_FAULTS.has(fault.type)) {
       throw new InvalidArgumentError('Unknown fault: see the Fault type for the ones the simulator knows.');
     }
     const times = options.times ?? 1;

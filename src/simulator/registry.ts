@@ -4,10 +4,10 @@
  * the simulator's clock; a certificate still pending when its token expires is deleted, as on AWS.
  */
 import { randomBytes } from 'node:crypto';
+import { TOKEN_LIFETIME_MS } from '../protocol/operations.js';
 import type { CertificateRecord, CertificateStatus, ThingRecord } from './types.js';
 
-/** How long an ownership token is valid (AWS: one hour). */
-export const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+export { TOKEN_LIFETIME_MS };
 
 interface TokenEntry {
   readonly certificateId: string;

@@ -6,6 +6,8 @@ import { EventEmitter } from 'node:events';
 import { encodePayload } from '../protocol/payload.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { operationTopics, type ParsedTopic, parseTopic } from '../protocol/topics.js';
+// The one place an endpoint becomes a URL (IPv6 in brackets); it loads nothing but the error classes.
+import { endpointUrl } from '../provision/endpoint.js';
 import {
   type Answer,
   malformedPayload,
@@ -76,8 +78,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     this.faults = parts.faults;
     this.host = parts.broker.host;
     this.port = parts.broker.port;
-    const shownHost = this.host.includes(':') ? `[${this.host}]` : this.host;
-    this.url = `${parts.tls ? 'mqtts' : 'mqtt'}://${shownHost}:${this.port}`;
+    this.url = endpointUrl({ protocol: parts.tls ? 'mqtts' : 'mqtt', host: this.host, port: this.port });
     this.caCertificate = parts.identity.ca.certificatePem;
     this.claimCertificate = parts.identity.claim.certificatePem;
     this.claimPrivateKey = parts.identity.claim.privateKeyPem;

@@ -4,8 +4,8 @@
  * set made for something else is an error naming what differs. Decided as provision() decides it.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { CREDENTIAL_FILES, type CredentialFiles, hasUnfinishedSets } from '../../device/credentials.js';
+import { resolve } from 'node:path';
+import { type CredentialFiles, credentialFiles, hasUnfinishedSets } from '../../device/credentials.js';
 import { endpointUrl, parseEndpoint } from '../../provision/endpoint.js';
 import { inspectExistingSet } from '../../device/existing-set.js';
 import { provision } from '../../provision/provision.js';
@@ -187,12 +187,7 @@ function emitJson(output: Output, result: JsonResult): void {
   output.printJson(picked);
 }
 
+/** The set's paths as the library lays them out, with the key's when there is one. */
 function filesIn(directory: string): CredentialFiles {
-  const privateKey = join(directory, CREDENTIAL_FILES.privateKey);
-  return {
-    directory,
-    certificate: join(directory, CREDENTIAL_FILES.certificate),
-    ...(existsSync(privateKey) ? { privateKey } : {}),
-    deviceJson: join(directory, CREDENTIAL_FILES.deviceJson),
-  };
+  return credentialFiles(directory, existsSync(credentialFiles(directory, true).privateKey ?? ''));
 }

@@ -8,6 +8,7 @@ import { isIP, connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import { operationTopics } from '../../protocol/topics.js';
+import { endpointUrl } from '../../provision/endpoint.js';
 import { type DoctorCheck, fail, ok } from './offline.js';
 
 /** What the online doctor is given. */
@@ -117,10 +118,9 @@ function tlsCheck(host: string, port: number, input: OnlineInput): Promise<Docto
 
 async function mqttChecks(host: string, port: number, input: OnlineInput): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
-  const shown = isIP(host) === 6 ? `[${host}]` : host;
   let client: MqttClient;
   try {
-    client = await connectClaim(`mqtts://${shown}:${port}`, host, port, input);
+    client = await connectClaim(endpointUrl({ protocol: 'mqtts', host, port }), host, port, input);
     checks.push(ok('claim certificate: CONNECT', `accepted (client id ${input.clientId})`));
   } catch (error) {
     checks.push(
