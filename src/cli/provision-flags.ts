@@ -15,6 +15,7 @@ import { KEY_TYPES } from '../device/keys.js';
 import type { KeySource, ProvisionOptions } from '../provision/plan.js';
 import { redact, rememberSecret } from '../protocol/redact.js';
 import { envName, type FlagSpecs, type Flags } from './args.js';
+import { optional } from '../internal/optional.js';
 
 /** The connection and request flags. `env`: whether FLEET_PROVISION_* variables may set them. */
 export function connectionFlagSpecs(env: boolean): FlagSpecs {
@@ -166,11 +167,11 @@ export async function requestOptionsFrom(
   return {
     templateName,
     keys,
-    ...(parameters === undefined ? {} : { parameters }),
-    ...(format === undefined ? {} : { format }),
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...optional('parameters', parameters),
+    ...optional('format', format),
+    ...optional('timeoutMs', timeoutMs),
     ...(retries === undefined ? {} : { retry: { attempts: retries + 1 } }),
-    ...(clientId === undefined ? {} : { clientId }),
+    ...optional('clientId', clientId),
   };
 }
 
@@ -226,7 +227,7 @@ export async function connectionOptionsFrom(
     endpoint,
     claimCertificate: claim.certificate,
     claimPrivateKey: claim.privateKey,
-    ...(caCertificate === undefined ? {} : { caCertificate }),
+    ...optional('caCertificate', caCertificate),
     ...insecure,
   };
 }

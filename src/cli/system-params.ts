@@ -5,6 +5,7 @@
 import { SYSTEM_FACT_NAMES, systemFacts } from '../device/system-facts.js';
 import type { FlagSpecs, Flags } from './args.js';
 import { readPem } from './provision-flags.js';
+import { optional } from '../internal/optional.js';
 
 /** The flags: repeatable `--param-from-system` and `--system-root`. */
 export const SYSTEM_PARAM_FLAGS = {
@@ -39,7 +40,7 @@ export async function systemParametersFrom(flags: Flags): Promise<Record<string,
   const root = flags.string('system-root');
   const needsCertificate = wanted.some(([, fact]) => fact === 'certificate-id');
   const facts = await systemFacts({
-    ...(root === undefined ? {} : { root }),
+    ...optional('root', root),
     ...(needsCertificate ? { claimCertificate: await readPem(flags, 'claim-cert', 'certificate') } : {}),
   });
   const out: Record<string, string> = {};

@@ -53,6 +53,7 @@ import {
 } from './durable-files.js';
 import { InvalidArgumentError, PersistFailedError } from '../protocol/errors.js';
 import { StringMapSchema } from '../protocol/schemas.js';
+import { optional } from '../internal/optional.js';
 
 /** The file names of a credentials directory (docs/credentials.md). */
 export const CREDENTIAL_FILES = {
@@ -413,9 +414,9 @@ export async function findStagedSets(dir: string): Promise<UnfinishedSet[]> {
     inFlight.add(setDir);
     found.push({
       certificatePem,
-      ...(privateKeyPem === undefined ? {} : { privateKeyPem }),
+      ...optional('privateKeyPem', privateKeyPem),
       progress,
-      ...(device === undefined ? {} : { device }),
+      ...optional('device', device),
       staged: new Staged(directory, entry, privateKeyPem !== undefined, progress, device !== undefined),
     });
   }
@@ -499,8 +500,8 @@ export async function readCurrentCredentials(dir: string): Promise<CurrentCreden
     const privateKeyPem = await readOptional(join(base, CREDENTIAL_FILES.privateKey));
     const deviceText = await readOptional(join(base, CREDENTIAL_FILES.deviceJson));
     return {
-      ...(certificatePem === undefined ? {} : { certificatePem }),
-      ...(privateKeyPem === undefined ? {} : { privateKeyPem }),
+      ...optional('certificatePem', certificatePem),
+      ...optional('privateKeyPem', privateKeyPem),
       ...(deviceText === undefined ? {} : { device: parseJson(DeviceJsonSchema, deviceText) ?? null }),
     };
   } catch (error) {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readCurrentCredentials } from './credentials.js';
 import { certificateMatchesCsr, certificateMatchesPrivateKey } from './keys.js';
+import { optional } from '../internal/optional.js';
 
 /** What a new provisioning would be for: compared with what a stored set was made for. */
 export interface SetIdentity {
@@ -98,7 +99,7 @@ export async function inspectExistingSet(outDir: string, want: SetIdentity): Pro
     kind: 'match',
     certificatePem,
     ...(privateKeyPem === undefined || want.csr !== undefined ? {} : { privateKeyPem }),
-    ...(device.thingName === undefined ? {} : { thingName: device.thingName }),
+    ...optional('thingName', device.thingName),
     certificateId: device.certificateId,
     deviceConfiguration: device.deviceConfiguration,
   };

@@ -13,6 +13,7 @@ import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError }
 import { mqttLogger, muteWireDebug } from '../mqtt/log.js';
 import { MAX_TIMEOUT_MS } from '../protocol/call-options.js';
 import { PacketSizeScanner } from '../mqtt/packet-size.js';
+import { optional } from '../internal/optional.js';
 
 /** What {@link openConnection} needs. */
 export interface ConnectionOptions {
@@ -118,9 +119,9 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
             host: endpoint.host,
             port: endpoint.port,
             ...(isIpAddress(endpoint.host) ? {} : { servername: endpoint.host }),
-            ...(caCertificate === undefined ? {} : { ca: caCertificate }),
-            ...(certificate === undefined ? {} : { cert: certificate }),
-            ...(privateKey === undefined ? {} : { key: privateKey }),
+            ...optional('ca', caCertificate),
+            ...optional('cert', certificate),
+            ...optional('key', privateKey),
             ...(endpoint.alpnProtocols.length > 0 ? { ALPNProtocols: endpoint.alpnProtocols } : {}),
             rejectUnauthorized: true,
           })

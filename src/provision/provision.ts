@@ -30,8 +30,10 @@ import type { FleetProvisioningClient } from '../client/fleet-provisioning-clien
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
 import { assertCsr } from '../protocol/call-options.js';
 import { type ProvisionedDevice, type ProvisionOptions, type ProvisionPlan, planProvision } from './plan.js';
-import { optional, ProvisionRun, requestOptions, settleWithin } from './session.js';
-import { backoffDelay, isRetryable, waitFor } from './retry.js';
+import { ProvisionRun, requestOptions, settleWithin } from './session.js';
+import { backoffDelay, isRetryable } from './retry.js';
+import { delay } from '../internal/delay.js';
+import { optional } from '../internal/optional.js';
 import type { RegisterThingResponse } from '../protocol/schemas.js';
 import { TOKEN_LIFETIME_MS } from '../protocol/operations.js';
 
@@ -445,7 +447,7 @@ export class Provisioning {
           const code = error instanceof FleetProvisioningError ? error.code : 'PERSIST_FAILED';
           plan.onProgress({ step: 'retrying', operation: 'save', attempt: attempt + 1, delayMs, code });
           // No signal: the certificate is active, and saving it is what an abort must not prevent.
-          await waitFor(delayMs);
+          await delay(delayMs);
         }
       }
     }
@@ -632,7 +634,7 @@ async function keyMaterial(plan: ProvisionPlan): Promise<KeyMaterial> {
       const pair = await generateKeyPair(plan.keys.type);
       const csrPem = await createCsr({
         keys: pair.keys,
-        ...(plan.csrSubject === undefined ? {} : { subject: plan.csrSubject }),
+        ...optional('subject', plan.csrSubject),
       });
       plan.onProgress({ step: 'key', keyType: plan.keys.type });
       return { privateKeyPem: pair.privateKeyPem, csrPem };

@@ -2,7 +2,7 @@
  * Which failures are worth another try, and how long to wait before it: jittered exponential backoff,
  * a bounded number of times.
  */
-import { AbortedError, FleetProvisioningError, InvalidArgumentError } from '../protocol/errors.js';
+import { FleetProvisioningError, InvalidArgumentError } from '../protocol/errors.js';
 import { assertTimeout } from '../protocol/call-options.js';
 
 /** How provision() retries. */
@@ -66,23 +66,4 @@ export function backoffDelay(
 ): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   return Math.floor(random() * ceiling);
-}
-
-/** Wait `ms`, or reject with {@link AbortedError} as soon as `signal` fires. */
-export function waitFor(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(new AbortedError(signal.reason));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError(signal?.reason));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -9,7 +9,9 @@ import { endpointUrl } from './endpoint.js';
 import { ConnectionLostError, FleetProvisioningError } from '../protocol/errors.js';
 import { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
 import type { ProvisionPlan } from './plan.js';
-import { backoffDelay, isRetryable, waitFor } from './retry.js';
+import { backoffDelay, isRetryable } from './retry.js';
+import { delay } from '../internal/delay.js';
+import { optional } from '../internal/optional.js';
 import type { MqttTransport } from '../mqtt/transport.js';
 
 interface Session {
@@ -21,7 +23,7 @@ interface Session {
 
 /** The per-operation deadline and the caller's signal, as FleetProvisioningClient takes them. */
 export function requestOptions(plan: ProvisionPlan): { timeoutMs: number; signal?: AbortSignal } {
-  return { timeoutMs: plan.timeoutMs, ...(plan.signal === undefined ? {} : { signal: plan.signal }) };
+  return { timeoutMs: plan.timeoutMs, ...optional('signal', plan.signal) };
 }
 
 /** The connection and client of one provision() call, replaced when a retry needs a fresh connection. */
@@ -57,7 +59,7 @@ export class ProvisionRun {
         if (code !== 'REJECTED') await this.#drop();
         const delayMs = backoffDelay(attempt, retry);
         onProgress({ step: 'retrying', operation, attempt: attempt + 1, delayMs, code });
-        await waitFor(delayMs, signal);
+        await delay(delayMs, signal);
       }
     }
   }
@@ -142,9 +144,4 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
     }),
   ]);
   clearTimeout(timer);
-}
-
-/** `{ [key]: value }` when `value` is defined, `{}` otherwise: an optional field under exactOptionalPropertyTypes. */
-export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }

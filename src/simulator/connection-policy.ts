@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../protocol/errors.js';
 import { type IotAction, IotPolicy, isAllowed, type PolicyContext } from './iam-policy.js';
 import type { Role } from './policy.js';
 import type { Registry } from './registry.js';
+import { optional } from '../internal/optional.js';
 
 /** The policies of the simulated account, by name, and the claim policy. */
 export class AccountPolicies {
@@ -73,8 +74,8 @@ export class AccountPolicies {
     if (thing !== undefined && attached) {
       context.thing = {
         thingName: thing.thingName,
-        ...(thing.thingTypeName === undefined ? {} : { thingTypeName: thing.thingTypeName }),
-        ...(thing.attributes === undefined ? {} : { attributes: thing.attributes }),
+        ...optional('thingTypeName', thing.thingTypeName),
+        ...optional('attributes', thing.attributes),
       };
     }
     return { policies, context };

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../protocol/errors.js';
 import { operationTopics, type ParsedTopic, parseTopic } from '../protocol/topics.js';
 // The one place an endpoint becomes a URL (IPv6 in brackets); it loads nothing but the error classes.
 import { endpointUrl } from '../provision/endpoint.js';
+import { delay } from '../internal/delay.js';
 import {
   type Answer,
   malformedPayload,
@@ -27,6 +28,7 @@ import type { Registry } from './registry.js';
 import type { RequestLog } from './request-log.js';
 import type { ProvisioningService } from './service.js';
 import type { CertificateRecord, Fault, RequestLogEntry, Simulator, ThingRecord } from './types.js';
+import { optional } from '../internal/optional.js';
 
 /** A request the service is to answer, with the topic it came on. */
 type Request = ParsedTopic & { kind: 'request'; requestId?: number };
@@ -142,7 +144,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       topic,
       ...described,
       allowed: true,
-      ...(fault === undefined ? {} : { fault: fault.type }),
+      ...optional('fault', fault?.type),
     });
     if (fault?.type === 'disconnect') return false;
     const work = this.#respond(connection, { ...request, requestId }, payload, fault).finally(() =>
@@ -206,7 +208,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       const connection = {
         role,
         clientId: attempt.clientId,
-        ...(attempt.certificateId === undefined ? {} : { certificateId: attempt.certificateId }),
+        ...optional('certificateId', attempt.certificateId),
       };
       // IoT Core checks iot:Connect on client/<client id> against the certificate's policies.
       const allowed = this.#policies?.check(
@@ -221,8 +223,8 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       type: 'connect',
       role: shown,
       allowed: role !== undefined,
-      ...(attempt.certificateId === undefined ? {} : { certificateId: attempt.certificateId }),
-      ...(attempt.alpnProtocol === undefined ? {} : { alpnProtocol: attempt.alpnProtocol }),
+      ...optional('certificateId', attempt.certificateId),
+      ...optional('alpnProtocol', attempt.alpnProtocol),
     });
     return role;
   }
@@ -253,7 +255,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     const send = (kind: 'accepted' | 'rejected', bytes: Buffer, extra: Partial<RequestLogEntry> = {}) =>
       this.#send(connection, request, kind, bytes, {
         ...extra,
-        ...(fault === undefined ? {} : { fault: fault.type }),
+        ...optional('fault', fault?.type),
       });
     const answer = (a: Answer) => send(a.kind, encodePayload(a.value, request.format), rejectedFields(a));
     const normal = async (): Promise<Answer> => {
@@ -263,10 +265,10 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       return this.#service.handle({
         operation: request.operation,
         format: request.format,
-        ...(request.templateName === undefined ? {} : { templateName: request.templateName }),
+        ...optional('templateName', request.templateName),
         payload,
         clientId: connection.clientId,
-        ...(connection.certificateId === undefined ? {} : { certificateId: connection.certificateId }),
+        ...optional('certificateId', connection.certificateId),
       });
     };
     switch (fault?.type) {
@@ -331,7 +333,7 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       operation: request.operation,
       kind,
       format: request.format,
-      ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
+      ...optional('requestId', request.requestId),
       ...extra,
     });
     this.emit('answer', entry);
@@ -350,19 +352,10 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
 
   /** Wait `ms`; false when the simulator closed meanwhile. */
   #sleep(ms: number): Promise<boolean> {
-    const signal = this.#abort.signal;
-    if (signal.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return delay(ms, this.#abort.signal).then(
+      () => true,
+      () => false,
+    );
   }
 }
 

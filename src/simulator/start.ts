@@ -14,6 +14,7 @@ import { ProvisioningService } from './service.js';
 import { FleetProvisioningSimulator } from './simulator.js';
 import { DEFAULT_TEMPLATES, validateTemplates } from './templates.js';
 import type { Simulator, SimulatorOptions } from './types.js';
+import { optional } from '../internal/optional.js';
 
 /**
  * Start a local AWS IoT Fleet Provisioning simulator.
@@ -56,7 +57,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     templates,
     policies,
     serverKeyType,
-    ...(validityDays === undefined ? {} : { certificateValidityDays: validityDays }),
+    ...optional('certificateValidityDays', validityDays),
     hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
     signal: abort.signal,
     ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),

@@ -4,6 +4,7 @@
  */
 import { TemplateProblem } from './intrinsics.js';
 import type { ThingRecord } from './types.js';
+import { optional } from '../internal/optional.js';
 
 /** AWS's rule for thing names. */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
@@ -137,7 +138,7 @@ export function planThing(
     thingName,
     attributes: merged,
     thingGroups: mergedGroups,
-    ...(mergedType === undefined ? {} : { thingTypeName: mergedType }),
+    ...optional('thingTypeName', mergedType),
   };
 }
 

@@ -11,6 +11,7 @@ import { type DoctorCheck, offlineChecks, templateNameFromPolicy } from '../doct
 import { onlineChecks } from '../doctor/online.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
+import { optional } from '../../internal/optional.js';
 
 /** `--help` of `doctor`. */
 export const help = `Usage: fleet-provision doctor --template <file> --claim-policy <file> [--device-policy <file>]
@@ -94,7 +95,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
       endpoint,
       claimCertificate: await readPem(flags, 'claim-cert', 'certificate'),
       claimPrivateKey: await readPem(flags, 'claim-key', 'private key'),
-      ...(caCertificate === undefined ? {} : { caCertificate }),
+      ...optional('caCertificate', caCertificate),
       templateName,
       clientId,
       timeoutMs: flags.integer('timeout', { min: 1 }) ?? 5_000,
@@ -116,7 +117,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     checks = await offlineChecks({
       template,
       claimPolicy,
-      ...(devicePolicy === undefined ? {} : { devicePolicy }),
+      ...optional('devicePolicy', devicePolicy),
       parameters,
       templateName,
       clientId,

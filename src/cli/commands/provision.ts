@@ -22,6 +22,7 @@ import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
 import { progressLine } from '../progress-text.js';
 import { SYSTEM_PARAM_FLAGS, SYSTEM_PARAM_HELP, systemParametersFrom } from '../system-params.js';
+import { optional } from '../../internal/optional.js';
 
 /** `--help` of `provision`. */
 export const help = `Usage: fleet-provision provision --endpoint <host|url> --template <name>
@@ -153,12 +154,12 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
   }
   if (json) {
     emitJson(output, {
-      ...(device.thingName === undefined ? {} : { thingName: device.thingName }),
+      ...optional('thingName', device.thingName),
       certificateId: device.certificateId,
       deviceConfiguration: device.deviceConfiguration,
       files,
       alreadyProvisioned: device.reused === true,
-      ...(device.verified === undefined ? {} : { verified: device.verified }),
+      ...optional('verified', device.verified),
     });
   } else if (output.mode !== 'quiet') {
     output.print(
@@ -177,12 +178,12 @@ function emitJson(output: Output, result: JsonResult): void {
   const { thingName, certificateId, deviceConfiguration, files, alreadyProvisioned, verified } = result;
   // Fields picked one by one: whatever else a result may carry never reaches stdout.
   const picked = {
-    ...(thingName === undefined ? {} : { thingName }),
+    ...optional('thingName', thingName),
     certificateId,
     deviceConfiguration,
     files,
     alreadyProvisioned,
-    ...(verified === undefined ? {} : { verified }),
+    ...optional('verified', verified),
   };
   output.printJson(picked);
 }

@@ -12,6 +12,7 @@ import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
 import { progressLine } from '../progress-text.js';
 import { readSetStatus } from '../set-status.js';
+import { optional } from '../../internal/optional.js';
 
 /** `--help` of `rotate`. */
 export const help = `Usage: fleet-provision rotate --out <dir> --template <name> [options]
@@ -102,7 +103,7 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
       if (json) {
         output.printJson({
           rotated: false,
-          ...(status.thingName === undefined ? {} : { thingName: status.thingName }),
+          ...optional('thingName', status.thingName),
           certificateId: status.certificateId,
           notAfter: status.notAfter,
           daysLeft: status.daysLeft,
@@ -116,10 +117,10 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     outDir,
     templateName,
     keys,
-    ...(parameters === undefined ? {} : { parameters }),
-    ...(caCertificate === undefined ? {} : { caCertificate }),
-    ...(format === undefined ? {} : { format }),
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...optional('parameters', parameters),
+    ...optional('caCertificate', caCertificate),
+    ...optional('format', format),
+    ...optional('timeoutMs', timeoutMs),
     ...(retries === undefined ? {} : { retry: { attempts: retries + 1 } }),
     verify: !flags.boolean('no-verify'),
     signal: context.signal,
@@ -141,13 +142,13 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     // Fields picked one by one: never the key, the certificate PEM or a token.
     const picked = {
       rotated: true,
-      ...(rotated.thingName === undefined ? {} : { thingName: rotated.thingName }),
+      ...optional('thingName', rotated.thingName),
       certificateId: rotated.certificateId,
       previousCertificateId: rotated.previousCertificateId,
-      ...(after.notAfter === undefined ? {} : { notAfter: after.notAfter }),
+      ...optional('notAfter', after.notAfter),
       deviceConfiguration: rotated.deviceConfiguration,
       files: rotated.files,
-      ...(rotated.verified === undefined ? {} : { verified: rotated.verified }),
+      ...optional('verified', rotated.verified),
       abandonedCertificateIds: rotated.abandonedCertificateIds,
     };
     output.printJson(picked);

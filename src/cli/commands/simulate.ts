@@ -16,6 +16,7 @@ import { type Flags, parseFlags } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
+import { optional } from '../../internal/optional.js';
 
 /** `--help` of `simulate`. */
 export const help = `Usage: fleet-provision simulate [--port N] [--host H] [--no-tls] [--templates <file>] [--out <dir>]
@@ -109,11 +110,11 @@ export async function run(argv: string[], context: CommandContext): Promise<numb
     port,
     tls,
     identityDir: out,
-    ...(templates === undefined ? {} : { templates }),
-    ...(claimPolicy === undefined ? {} : { claimPolicy }),
-    ...(serverKeyType === undefined ? {} : { serverKeyType }),
-    ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
-    ...(certificateValidityDays === undefined ? {} : { certificateValidityDays }),
+    ...optional('templates', templates),
+    ...optional('claimPolicy', claimPolicy),
+    ...optional('serverKeyType', serverKeyType),
+    ...optional('requestsPerSecond', requestsPerSecond),
+    ...optional('certificateValidityDays', certificateValidityDays),
   }).catch((error: unknown) => {
     throw listenAdvice(error, host, port);
   });
@@ -242,16 +243,16 @@ async function readTemplates(flags: Flags): Promise<Record<string, TemplateDefin
     if ('templateBody' in t) {
       templates[name] = {
         templateBody: typeof t.templateBody === 'string' ? t.templateBody : awsBody(t.templateBody),
-        ...(t.preProvisioningHook === undefined ? {} : { preProvisioningHook: t.preProvisioningHook }),
+        ...optional('preProvisioningHook', t.preProvisioningHook),
       };
       continue;
     }
     templates[name] = {
-      ...(t.preProvisioningHook === undefined ? {} : { preProvisioningHook: t.preProvisioningHook }),
-      ...(t.thingName === undefined ? {} : { thingName: t.thingName }),
-      ...(t.deviceConfiguration === undefined ? {} : { deviceConfiguration: t.deviceConfiguration }),
-      ...(t.requiredParameters === undefined ? {} : { requiredParameters: t.requiredParameters }),
-      ...(t.certificateStatus === undefined ? {} : { certificateStatus: t.certificateStatus }),
+      ...optional('preProvisioningHook', t.preProvisioningHook),
+      ...optional('thingName', t.thingName),
+      ...optional('deviceConfiguration', t.deviceConfiguration),
+      ...optional('requiredParameters', t.requiredParameters),
+      ...optional('certificateStatus', t.certificateStatus),
     };
   }
   return templates;

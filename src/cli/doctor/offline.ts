@@ -8,6 +8,7 @@ import { decodePayload, encodePayload } from '../../protocol/payload.js';
 import type { OperationName } from '../../protocol/errors.js';
 import type { Simulator } from '../../simulator/index.js';
 import { operationTopics } from '../../protocol/topics.js';
+import { optional } from '../../internal/optional.js';
 
 /** One check and its outcome. */
 export interface DoctorCheck {
@@ -128,8 +129,8 @@ async function templateRun(
         clientId: thingName,
         thing: {
           thingName,
-          ...(thing?.attributes === undefined ? {} : { attributes: thing.attributes }),
-          ...(thing?.thingTypeName === undefined ? {} : { thingTypeName: thing.thingTypeName }),
+          ...optional('attributes', thing?.attributes),
+          ...optional('thingTypeName', thing?.thingTypeName),
         },
       };
       const policy = IotPolicy.parse(input.devicePolicy);
@@ -293,5 +294,5 @@ export function ok(check: string, detail: string): DoctorCheck {
 
 /** A failed check. */
 export function fail(check: string, detail: string, awsError?: string): DoctorCheck {
-  return { check, ok: false, detail, ...(awsError === undefined ? {} : { awsError }) };
+  return { check, ok: false, detail, ...optional('awsError', awsError) };
 }

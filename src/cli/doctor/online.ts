@@ -10,6 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { operationTopics } from '../../protocol/topics.js';
 import { endpointUrl } from '../../provision/endpoint.js';
 import { type DoctorCheck, fail, ok } from './offline.js';
+import { optional } from '../../internal/optional.js';
 
 /** What the online doctor is given. */
 export interface OnlineInput {
@@ -80,7 +81,7 @@ function tlsOptions(host: string, port: number, input: OnlineInput) {
     host,
     port,
     ...(isIP(host) === 0 ? { servername: host } : {}),
-    ...(input.caCertificate === undefined ? {} : { ca: input.caCertificate }),
+    ...optional('ca', input.caCertificate),
     cert: input.claimCertificate,
     key: input.claimPrivateKey,
     rejectUnauthorized: true,
