@@ -20,8 +20,6 @@ export type CallPhase = Extract<OperationPhase, 'queued' | 'subscribe' | 'publis
 /** How a call ended, as its owner needs to know it. */
 export type CallEnd = 'answered' | 'failed';
 
-export { assertSignal, assertTimeout, MAX_TIMEOUT_MS } from '../protocol/call-options.js';
-
 /** A call seen without its answer type: what queues, pairs and `close()` need. */
 export interface CallHandle {
   readonly operation: OperationName | undefined;

@@ -11,7 +11,7 @@
 import { ConnectionLostError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { OperationStream, type StreamCallback } from './operation-stream.js';
 import { operations } from '../protocol/operations.js';
-import { assertTimeout, PendingCall } from '../client/pending-call.js';
+import { PendingCall } from '../client/pending-call.js';
 import { forgetRequest, publishTracked, type RequestTransport } from '../client/request-engine.js';
 import {
   type CreateCertificateFromCsrRequest,
@@ -31,7 +31,7 @@ import { routerFor, type TopicRouter } from '../mqtt/topic-router.js';
 import { assertFormat, operationTopics, type PayloadFormat } from '../protocol/topics.js';
 import type { MqttTransport, QoS } from '../mqtt/transport.js';
 import { encodeRequest } from '../protocol/requests.js';
-import { assertQos } from '../protocol/call-options.js';
+import { assertQos, assertTimeout } from '../protocol/call-options.js';
 
 /** The default deadline of a PUBACK or SUBACK. */
 const DEFAULT_TIMEOUT_MS = 60_000;

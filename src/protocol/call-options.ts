@@ -1,11 +1,10 @@
 /**
- * The checks every option goes through, in one place, so that provision(), FleetProvisioningClient and
- * IotIdentityClient refuse the same values the same way, before any traffic: durations that
- * `setTimeout` honours, signals, CSRs and template names.
+ * The checks every call option goes through, in one place, so that provision(), FleetProvisioningClient
+ * and IotIdentityClient refuse the same values the same way, before any traffic: durations that
+ * `setTimeout` honours, signals and QoS. (Template names are checked where topics are built, in
+ * topics.ts; a caller's CSR by device/csr-input.ts, which knows the key rules.)
  */
 import { InvalidArgumentError } from './errors.js';
-import { type CsrSummary, checkCsr } from '../device/keys.js';
-import { assertTemplateName } from './topics.js';
 
 /** The largest delay `setTimeout` honours (2^31 - 1 ms, about 24.8 days); anything longer fires at once. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -37,21 +36,3 @@ export function assertSignal(value: unknown, name = 'signal'): asserts value is 
     );
   }
 }
-
-/**
- * Check a caller's CSR before anything is sent: it parses, its signature verifies, its key is one AWS
- * IoT signs. Resolves with what it found.
- * @throws {InvalidArgumentError} saying what is wrong (never echoing the CSR).
- */
-export function assertCsr(value: unknown): Promise<CsrSummary> {
-  if (typeof value !== 'string') {
-    return Promise.reject(
-      new InvalidArgumentError(
-        'certificateSigningRequest must be a PEM-encoded PKCS #10 certificate signing request.',
-      ),
-    );
-  }
-  return checkCsr(value);
-}
-
-export { assertTemplateName };
