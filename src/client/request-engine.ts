@@ -1,8 +1,9 @@
 /**
  * The request-response engine: one per MQTT connection, shared by every `FleetProvisioningClient` on it,
  * because correlation is a property of the connection (the service answers whoever asked on that
- * connection, with no token). It owns the topic pairs (see topic-pair.ts), keeps their subscriptions
- * warm while any client is attached, and fails every pending call as soon as the connection drops.
+ * connection, with no token). It owns the topic pairs (see correlation.ts, where an answer meets its
+ * call), keeps their subscriptions warm while any client is attached, and fails every pending call
+ * ({@link RequestEngine.failAll}) as soon as the connection drops.
  */
 import type { z } from 'zod/mini';
 import {
@@ -79,13 +80,13 @@ export class RequestEngine implements PairDriver {
     // The subscriptions stay held; the router subscribes them again on the next connection, and every
     // call waits for that SUBACK before it publishes.
     for (const pair of this.#pairs.values()) pair.ready = undefined;
-    const lost = () =>
-      new ConnectionLostError(
-        'The connection dropped while the call was pending; the request will not be sent again. ' +
-          'Reconnect and retry.',
-      );
-    for (const pair of this.#pairs.values()) pair.failAll(lost);
-    for (const call of [...this.#preparing]) call.reject(lost());
+    this.failAll(
+      () =>
+        new ConnectionLostError(
+          'The connection dropped while the call was pending; the request will not be sent again. ' +
+            'Reconnect and retry.',
+        ),
+    );
   };
 
   constructor(transport: RequestTransport) {
@@ -103,6 +104,15 @@ export class RequestEngine implements PairDriver {
     let n = this.#preparing.size;
     for (const pair of this.#pairs.values()) n += pair.pending;
     return n;
+  }
+
+  /**
+   * Fail every call pending on this connection, queued or running, with a fresh `error()` each, and
+   * forget the answers still owed: after a lost connection none can arrive.
+   */
+  failAll(error: () => unknown): void {
+    for (const pair of this.#pairs.values()) pair.failAll(error);
+    for (const call of [...this.#preparing]) call.reject(error());
   }
 
   /** Register a user of the engine; it listens for disconnects while anyone is attached. */
