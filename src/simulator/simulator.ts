@@ -1,37 +1,19 @@
 /**
- * The simulator: the broker, the service, the registry, the fault script and the log, wired together.
- * Every request goes broker → policy → fault script → service → answer, and every step is logged.
+ * The simulator as its user holds it: where it listens, its claim identity, what it issued and made, the
+ * fault script, the log, and close(). The broker's packet hooks live in dispatch.ts; start.ts builds the
+ * parts in order.
  */
 import { EventEmitter } from 'node:events';
-import { encodePayload } from '../protocol/payload.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
-import { operationTopics, type ParsedTopic, parseTopic } from '../protocol/topics.js';
 // The one place an endpoint becomes a URL (IPv6 in brackets); it loads nothing but the error classes.
 import { endpointUrl } from '../provision/endpoint.js';
-import { delay } from '../internal/delay.js';
-import {
-  type Answer,
-  malformedPayload,
-  oversizedPayload,
-  rejection,
-  scriptedRejection,
-  wrongShapePayload,
-} from './answers.js';
-import type { BrokerConnection, RunningBroker } from './broker.js';
-import type { AccountPolicies } from './connection-policy.js';
+import type { RunningBroker } from './broker.js';
+import type { Dispatch } from './dispatch.js';
 import type { Faults } from './faults.js';
-import { iotResource } from './iam-policy.js';
 import type { SimulatorIdentity } from './identity.js';
-import { isSys, mayPublish, maySubscribe, type Role } from './policy.js';
-import { RateLimiter } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import type { RequestLog } from './request-log.js';
-import type { ProvisioningService } from './service.js';
-import type { CertificateRecord, Fault, RequestLogEntry, Simulator, ThingRecord } from './types.js';
-import { optional } from '../internal/optional.js';
-
-/** A request the service is to answer, with the topic it came on. */
-type Request = ParsedTopic & { kind: 'request'; requestId?: number };
+import type { CertificateRecord, RequestLogEntry, Simulator, ThingRecord } from './types.js';
 
 /** The running simulator behind {@link Simulator}. Made by `startSimulator`, never directly. */
 export class FleetProvisioningSimulator extends EventEmitter implements Simulator {
@@ -45,36 +27,27 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
   readonly faults: Faults;
   readonly #registry: Registry;
   readonly #log: RequestLog;
-  readonly #service: ProvisioningService;
+  readonly #dispatch: Dispatch;
   readonly #abort: AbortController;
-  readonly #policies: AccountPolicies | undefined;
-  readonly #inFlight = new Set<Promise<void>>();
-  /** One token bucket per connection, gone with the connection. */
-  readonly #clientRates = new WeakMap<BrokerConnection, RateLimiter>();
-  readonly #perClient: { perSecond: number; now: () => number };
   #broker: RunningBroker | undefined;
-  #requests = 0;
   #closing: Promise<void> | undefined;
 
   constructor(parts: {
     identity: SimulatorIdentity;
     registry: Registry;
     faults: Faults;
-    service: ProvisioningService;
     log: RequestLog;
+    dispatch: Dispatch;
+    /** The events of the log and of the dispatch, re-emitted by the simulator. */
+    events: EventEmitter;
     abort: AbortController;
     broker: RunningBroker;
     tls: boolean;
-    policies?: AccountPolicies;
-    /** Requests a second each connection may make, on the simulator's clock. */
-    perClient: { perSecond: number; now: () => number };
   }) {
     super();
-    this.#policies = parts.policies;
-    this.#perClient = parts.perClient;
     this.#registry = parts.registry;
     this.#log = parts.log;
-    this.#service = parts.service;
+    this.#dispatch = parts.dispatch;
     this.#abort = parts.abort;
     this.#broker = parts.broker;
     this.faults = parts.faults;
@@ -85,6 +58,9 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
     this.claimCertificate = parts.identity.claim.certificatePem;
     this.claimPrivateKey = parts.identity.claim.privateKeyPem;
     this.claimCertificateId = parts.identity.claimCertificateId;
+    for (const event of ['request', 'answer'] as const) {
+      parts.events.on(event, (entry: RequestLogEntry) => this.emit(event, entry));
+    }
   }
 
   things(): ThingRecord[] {
@@ -112,259 +88,10 @@ export class FleetProvisioningSimulator extends EventEmitter implements Simulato
       this.#abort.abort();
       const broker = this.#broker;
       this.#broker = undefined;
+      this.#dispatch.answerThrough(undefined);
       await broker?.close();
-      await Promise.allSettled([...this.#inFlight]);
+      await this.#dispatch.settled();
     })();
     return this.#closing;
   }
-
-  /** PUBLISH from a client: policy, then (for a request) the fault script and the service. */
-  onPublish(connection: BrokerConnection, topic: string, payload: Buffer): boolean {
-    const parsed = parseTopic(topic);
-    const described = describe(parsed);
-    const byPolicy = this.#policies?.check(connection, 'iot:Publish', iotResource('topic', topic));
-    // `$SYS` is no one's, whatever a policy says (AWS IoT has none).
-    const builtIn = () => mayPublish(connection.role, topic) || this.#ownThingMayProvision(connection, topic);
-    if (isSys(topic) || !(byPolicy ?? builtIn())) {
-      this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: false });
-      return false;
-    }
-    if (parsed?.kind !== 'request') {
-      this.#log.add({ clientId: connection.clientId, type: 'publish', topic, ...described, allowed: true });
-      return true;
-    }
-    const request: Request = { ...parsed, kind: 'request' };
-    const fault = this.faults.takeForRequest(request.operation);
-    this.#requests += 1;
-    const requestId = this.#requests;
-    this.#log.add({
-      requestId,
-      clientId: connection.clientId,
-      type: 'publish',
-      topic,
-      ...described,
-      allowed: true,
-      ...optional('fault', fault?.type),
-    });
-    if (fault?.type === 'disconnect') return false;
-    const work = this.#respond(connection, { ...request, requestId }, payload, fault).finally(() =>
-      this.#inFlight.delete(work),
-    );
-    this.#inFlight.add(work);
-    return true;
-  }
-
-  /** SUBSCRIBE: policy, then a scripted refusal of the operation's answer topics. */
-  onSubscribe(connection: BrokerConnection, filter: string, packet: Map<string, boolean>): boolean {
-    const parsed = parseTopic(filter);
-    const byPolicy = this.#policies?.check(connection, 'iot:Subscribe', iotResource('topicfilter', filter));
-    let granted =
-      !isSys(filter) &&
-      (byPolicy ?? (maySubscribe(connection.role, filter) || this.#ownThingMayProvision(connection, filter)));
-    let refused = false;
-    if (granted && parsed !== undefined && parsed.kind !== 'request') {
-      refused = packet.get(parsed.operation) ?? this.faults.takeForSubscribe(parsed.operation);
-      packet.set(parsed.operation, refused);
-      granted = !refused;
-    }
-    this.#log.add({
-      clientId: connection.clientId,
-      type: 'subscribe',
-      topic: filter,
-      ...describe(parsed),
-      allowed: granted,
-      ...(refused ? { fault: 'refuseSubscribe' as const } : {}),
-    });
-    return granted;
-  }
-
-  onUnsubscribe(connection: BrokerConnection, filter: string): void {
-    this.#log.add({
-      clientId: connection.clientId,
-      type: 'unsubscribe',
-      topic: filter,
-      ...describe(parseTopic(filter)),
-    });
-  }
-
-  /** CONNECT: the claim certificate, an ACTIVE device certificate, or (plain MQTT) anyone. */
-  onConnect(
-    attempt: { clientId: string; certificateId?: string; alpnProtocol?: string },
-    tls: boolean,
-  ): Role | undefined {
-    let role: Role | undefined;
-    let shown: RequestLogEntry['role'] = 'unknown';
-    if (!tls) {
-      role = shown = 'anonymous';
-    } else if (attempt.certificateId === this.claimCertificateId) {
-      role = shown = 'claim';
-    } else if (attempt.certificateId !== undefined) {
-      const status = this.#registry.statusOf(attempt.certificateId);
-      if (status !== undefined) shown = 'device';
-      // PENDING_ACTIVATION and INACTIVE certificates are refused, as AWS refuses them.
-      if (status === 'ACTIVE') role = 'device';
-    }
-    if (role !== undefined) {
-      const connection = {
-        role,
-        clientId: attempt.clientId,
-        ...optional('certificateId', attempt.certificateId),
-      };
-      // IoT Core checks iot:Connect on client/<client id> against the certificate's policies.
-      const allowed = this.#policies?.check(
-        connection,
-        'iot:Connect',
-        iotResource('client', attempt.clientId),
-      );
-      if (allowed === false) role = undefined;
-    }
-    this.#log.add({
-      clientId: attempt.clientId,
-      type: 'connect',
-      role: shown,
-      allowed: role !== undefined,
-      ...optional('certificateId', attempt.certificateId),
-      ...optional('alpnProtocol', attempt.alpnProtocol),
-    });
-    return role;
-  }
-
-  /**
-   * The built-in rule for a device certificate without an attached policy: it may use the provisioning
-   * topics (no wildcards) to replace itself when it connects as its own thing, that is with the name of a
-   * thing it is attached to as client id. This is what the device policy of a rotation setup allows on
-   * AWS (and what `iot:Connection.Thing.IsAttached` expresses there).
-   */
-  #ownThingMayProvision(connection: BrokerConnection, topic: string): boolean {
-    if (connection.role !== 'device' || connection.certificateId === undefined) return false;
-    if (parseTopic(topic) === undefined) return false;
-    return this.#registry.isAttached(connection.clientId, connection.certificateId);
-  }
-
-  /** A TLS handshake that failed never reaches CONNECT: it is logged with an empty client id. */
-  onHandshakeFailed(): void {
-    this.#log.add({ clientId: '', type: 'connect', role: 'unknown', allowed: false });
-  }
-
-  async #respond(
-    connection: BrokerConnection,
-    request: Request,
-    payload: Buffer,
-    fault: Fault | undefined,
-  ): Promise<void> {
-    const send = (kind: 'accepted' | 'rejected', bytes: Buffer, extra: Partial<RequestLogEntry> = {}) =>
-      this.#send(connection, request, kind, bytes, {
-        ...extra,
-        ...optional('fault', fault?.type),
-      });
-    const answer = (a: Answer) => send(a.kind, encodePayload(a.value, request.format), rejectedFields(a));
-    const normal = async (): Promise<Answer> => {
-      if (!this.#takeClientToken(connection)) {
-        return rejection('ThrottlingException', 'Rate exceeded for this connection: retry with backoff.');
-      }
-      return this.#service.handle({
-        operation: request.operation,
-        format: request.format,
-        ...optional('templateName', request.templateName),
-        payload,
-        clientId: connection.clientId,
-        ...optional('certificateId', connection.certificateId),
-      });
-    };
-    switch (fault?.type) {
-      case undefined:
-      case 'normal':
-      case 'disconnect':
-      case 'refuseSubscribe':
-        return answer(await normal());
-      case 'reject':
-        return answer(scriptedRejection(fault.statusCode, fault.errorCode, fault.errorMessage));
-      case 'silent':
-        return;
-      case 'runThenDisconnect':
-        await normal();
-        connection.client.close();
-        return;
-      case 'delay': {
-        const result = await normal();
-        if (await this.#sleep(fault.ms)) await answer(result);
-        return;
-      }
-      case 'duplicate': {
-        const result = await normal();
-        await answer(result);
-        return answer(result);
-      }
-      case 'acceptThenReject':
-        await answer(await normal());
-        return answer(
-          scriptedRejection(500, 'InternalFailure', 'Rejected after an accepted answer (fault script).'),
-        );
-      case 'malformed':
-        return send('accepted', malformedPayload(request.format));
-      case 'wrongShape':
-        return send('accepted', wrongShapePayload(request.operation, request.format));
-      case 'oversized':
-        return send('accepted', oversizedPayload(request.operation, request.format));
-    }
-  }
-
-  async #send(
-    connection: BrokerConnection,
-    request: Request,
-    kind: 'accepted' | 'rejected',
-    bytes: Buffer,
-    extra: Partial<RequestLogEntry>,
-  ): Promise<void> {
-    const broker = this.#broker;
-    if (broker === undefined) return;
-    const topic = operationTopics(request.operation, request.format, request.templateName ?? '')[kind];
-    // A policy that does not allow iot:Receive on the answer topic means the answer never arrives.
-    const receive = this.#policies?.check(connection, 'iot:Receive', iotResource('topic', topic));
-    if (receive === false) {
-      this.#log.add({ clientId: connection.clientId, type: 'answer', topic, kind, allowed: false, ...extra });
-      return;
-    }
-    // Logged as it goes out, so the log never shows an answer after something the client did on receiving it.
-    const entry = this.#log.add({
-      clientId: connection.clientId,
-      type: 'answer',
-      topic,
-      operation: request.operation,
-      kind,
-      format: request.format,
-      ...optional('requestId', request.requestId),
-      ...extra,
-    });
-    this.emit('answer', entry);
-    await broker.sendAnswer(connection, topic, bytes);
-  }
-
-  /** Take one request's worth from `connection`'s bucket; false when it is over its rate. */
-  #takeClientToken(connection: BrokerConnection): boolean {
-    let limiter = this.#clientRates.get(connection);
-    if (limiter === undefined) {
-      limiter = new RateLimiter(this.#perClient.perSecond, this.#perClient.now);
-      this.#clientRates.set(connection, limiter);
-    }
-    return limiter.take();
-  }
-
-  /** Wait `ms`; false when the simulator closed meanwhile. */
-  #sleep(ms: number): Promise<boolean> {
-    return delay(ms, this.#abort.signal).then(
-      () => true,
-      () => false,
-    );
-  }
-}
-
-function describe(parsed: ParsedTopic | undefined): Partial<RequestLogEntry> {
-  if (parsed === undefined) return {};
-  return { operation: parsed.operation, kind: parsed.kind, format: parsed.format };
-}
-
-function rejectedFields(answer: Answer): Partial<RequestLogEntry> {
-  if (answer.kind !== 'rejected') return {};
-  return { statusCode: answer.value.statusCode, errorCode: answer.value.errorCode };
 }

@@ -1,10 +1,13 @@
 /**
- * `startSimulator`: check the options, make or load the identity, start the broker, and wire the parts
- * of the simulator together.
+ * `startSimulator`: check the options, make or load the identity, then build the parts in order, each
+ * from the ones before it: registry, policies, faults, log, service, dispatch (the broker's hooks), the
+ * broker, and last the simulator facade.
  */
+import { EventEmitter } from 'node:events';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { startBroker } from './broker.js';
 import { AccountPolicies } from './connection-policy.js';
+import { Dispatch } from './dispatch.js';
 import { Faults } from './faults.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { RateLimiter } from './rate-limit.js';
@@ -44,12 +47,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const policies = new AccountPolicies(registry, options);
   const faults = new Faults();
   const abort = new AbortController();
-  let simulator: FleetProvisioningSimulator | undefined;
+  const events = new EventEmitter();
   const log = new RequestLog({
     limit: options.requestLogLimit ?? 100_000,
     maxBytes: requestLogMaxBytes,
     now,
-    onEntry: (entry) => simulator?.emit('request', entry),
+    onEntry: (entry) => events.emit('request', entry),
   });
   const service = new ProvisioningService({
     identity,
@@ -61,6 +64,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     hookTimeoutMs: options.hookTimeoutMs ?? 5_000,
     signal: abort.signal,
     ...(rate === undefined ? {} : { rateLimiter: new RateLimiter(rate, now) }),
+  });
+  const dispatch = new Dispatch({
+    registry,
+    faults,
+    service,
+    log,
+    signal: abort.signal,
+    tls,
+    claimCertificateId: identity.claimCertificateId,
+    events,
+    policies,
+    perClient: { perSecond: perClient, now },
   });
   const broker = await startBroker({
     host: options.host ?? '127.0.0.1',
@@ -75,27 +90,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           },
         }
       : {}),
-    hooks: {
-      connect: (attempt) => simulator?.onConnect(attempt, tls),
-      handshakeFailed: () => simulator?.onHandshakeFailed(),
-      subscribe: (connection, filter, packet) => simulator?.onSubscribe(connection, filter, packet) ?? false,
-      unsubscribe: (connection, filter) => simulator?.onUnsubscribe(connection, filter),
-      publish: (connection, topic, payload) => simulator?.onPublish(connection, topic, payload) ?? false,
-    },
+    hooks: dispatch,
   });
-  simulator = new FleetProvisioningSimulator({
+  dispatch.answerThrough(broker);
+  return new FleetProvisioningSimulator({
     identity,
     registry,
     faults,
-    service,
     log,
+    dispatch,
+    events,
     abort,
     broker,
     tls,
-    policies,
-    perClient: { perSecond: perClient, now },
   });
-  return simulator;
 }
 
 /** `value` if it is a positive number, `fallback` when absent. */
