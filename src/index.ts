@@ -7,8 +7,7 @@
  * @packageDocumentation
  */
 
-export type { DecodeFailure, DecodeResult } from './protocol/payload.js';
-export { decodePayload, encodePayload, MAX_PAYLOAD_BYTES } from './protocol/payload.js';
+export { MAX_PAYLOAD_BYTES } from './protocol/payload.js';
 export type { CredentialFiles, DeviceJson, StagedCredentials } from './device/credentials.js';
 export {
   CREDENTIAL_FILES,
@@ -35,7 +34,6 @@ export {
   InvalidArgumentError,
   InvalidResponseError,
   isFleetProvisioningError,
-  isRetryableStatus,
   PersistFailedError,
   PublishFailedError,
   RejectedError,
@@ -65,7 +63,7 @@ export {
   KEY_TYPES,
 } from './device/keys.js';
 export type { StreamCallback, StreamSpec } from './identity/operation-stream.js';
-export { OperationStream, STREAM_BUFFER_LIMIT } from './identity/operation-stream.js';
+export { OperationStream } from './identity/operation-stream.js';
 export type { OperationAccepted, OperationRequest, OperationSpec } from './protocol/operations.js';
 export { OPERATION_NAMES, operations } from './protocol/operations.js';
 export { provision } from './provision/provision.js';
@@ -116,4 +114,3 @@ export {
   topics,
 } from './protocol/topics.js';
 export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './mqtt/transport.js';
-export { SUBACK_FAILURE } from './mqtt/transport.js';

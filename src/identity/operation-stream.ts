@@ -36,7 +36,10 @@ export interface StreamSpec<T> {
 
 type Item<T> = { value: T } | { error: FleetProvisioningError };
 
-/** How many messages a stream keeps for an iterator that has not asked yet; older ones are dropped. */
+/**
+ * How many messages a stream keeps for an iterator that has not asked yet; older ones are dropped.
+ * @internal
+ */
 export const STREAM_BUFFER_LIMIT = 64;
 
 /**

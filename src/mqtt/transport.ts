@@ -47,7 +47,10 @@ export interface MqttTransport {
   removeListener(event: 'close' | 'offline' | 'connect', listener: () => void): unknown;
 }
 
-/** The reason code SUBACK uses for "refused" on MQTT 3.1.1 (and "unspecified error" on MQTT 5). */
+/**
+ * The reason code SUBACK uses for "refused" on MQTT 3.1.1 (and "unspecified error" on MQTT 5).
+ * @internal
+ */
 export const SUBACK_FAILURE = 0x80;
 
 /**

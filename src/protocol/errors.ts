@@ -121,7 +121,10 @@ export class RejectedError extends FleetProvisioningError {
   }
 }
 
-/** True for the status codes worth retrying: 429 (throttled) and every 5xx. */
+/**
+ * True for the status codes worth retrying: 429 (throttled) and every 5xx.
+ * @internal
+ */
 export function isRetryableStatus(statusCode: number): boolean {
   return statusCode === 429 || (statusCode >= 500 && statusCode <= 599);
 }

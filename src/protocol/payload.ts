@@ -32,7 +32,10 @@ export type DecodeResult =
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Encode a request payload in `format`. */
+/**
+ * Encode a request payload in `format`.
+ * @internal
+ */
 export function encodePayload(value: unknown, format: PayloadFormat): Buffer {
   if (format === 'cbor') return Buffer.from(cborEncode(value));
   return Buffer.from(JSON.stringify(value), 'utf8');
@@ -42,6 +45,7 @@ export function encodePayload(value: unknown, format: PayloadFormat): Buffer {
  * Decode a payload received in `format`. Never throws: a payload over {@link MAX_PAYLOAD_BYTES}, bytes
  * that are not valid UTF-8 JSON, or CBOR that does not parse (or carries unknown tags or trailing bytes)
  * come back as a failure.
+ * @internal
  */
 export function decodePayload(bytes: Uint8Array, format: PayloadFormat): DecodeResult {
   if (bytes.byteLength > MAX_PAYLOAD_BYTES) return { ok: false, reason: 'too-large' };
