@@ -29,6 +29,7 @@ import {
 } from '../protocol/topics.js';
 import type { QoS } from '../mqtt/transport.js';
 import { encodeRequest } from '../protocol/requests.js';
+import type { Timers } from '../internal/deadline.js';
 
 /** Options of {@link FleetProvisioningClient}. */
 export interface FleetProvisioningClientOptions {
@@ -43,6 +44,11 @@ export interface FleetProvisioningClientOptions {
    * waits for the late answer to arrive (and be dropped). Default 2 000 ms. See docs/correlation.md.
    */
   lateAnswerWindowMs?: number;
+  /**
+   * The clock of the call deadlines: Node's timers by default; unit tests pass their own to drive time.
+   * @internal
+   */
+  timers?: Timers;
 }
 
 /** Options of one call: `{ timeoutMs?, signal? }`. */
@@ -98,6 +104,7 @@ export class FleetProvisioningClient {
   readonly #timeoutMs: number;
   readonly #qos: QoS;
   readonly #lateAnswerWindowMs: number;
+  readonly #timers: Timers | undefined;
   readonly #calls = new Set<CallHandle>();
   readonly #topicCache = new Map<string, OperationTopics>();
   #closed: Promise<void> | undefined;
@@ -119,6 +126,7 @@ export class FleetProvisioningClient {
     this.#timeoutMs = timeoutMs;
     this.#qos = qos;
     this.#lateAnswerWindowMs = lateAnswerWindowMs;
+    this.#timers = options.timers;
     this.#engine = engineFor(transport);
     this.#engine.attach();
   }
@@ -215,7 +223,9 @@ export class FleetProvisioningClient {
     });
     const { timeoutMs, signal } = this.#options(options);
     this.#assertOpen();
-    return this.#track(this.#engine.prepare(keys, { qos: this.#qos, timeoutMs, signal }));
+    return this.#track(
+      this.#engine.prepare(keys, { qos: this.#qos, timeoutMs, signal, timers: this.#timers }),
+    );
   }
 
   /**
@@ -257,6 +267,7 @@ export class FleetProvisioningClient {
       lateAnswerWindowMs: this.#lateAnswerWindowMs,
       signal,
       identify,
+      timers: this.#timers,
     });
     return this.#track(call);
   }

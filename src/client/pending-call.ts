@@ -1,9 +1,12 @@
 /**
- * One call in flight: its promise, its deadline (counted from the call, whatever phase it is in), its
- * abort listener, and the single path through which it ends. Every way a call can end (answer, rejection,
- * timeout, abort, lost connection, close) goes through one private `finish`, which clears the timer,
- * removes the abort listener and tells the owner once, before the caller's promise settles.
+ * One call in flight: its promise, its deadline (counted from the call, whatever phase it is in, set with
+ * internal/deadline.ts), its abort listener, and the single path through which it ends. Every way a call
+ * can end (answer, rejection, timeout, abort, lost connection, close) goes through one private `finish`,
+ * which clears the timer, removes the abort listener and tells the owner once, before the caller's
+ * promise settles.
  */
+import type { ClearablePromise } from 'p-timeout';
+import { type Timers, withDeadline } from '../internal/deadline.js';
 import { AbortedError, type OperationName, type OperationPhase, TimeoutError } from '../protocol/errors.js';
 
 /** Options every asynchronous call of this library takes. */
@@ -43,24 +46,37 @@ export class PendingCall<T> implements CallHandle {
   #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
   #done = false;
-  readonly #timer: NodeJS.Timeout;
+  readonly #deadline: ClearablePromise<T>;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort: (() => void) | undefined;
   #onEnd: ((end: CallEnd) => void) | undefined;
 
   /**
    * Start the deadline now. The caller must check `signal.aborted` first: an aborted signal never
-   * fires again.
+   * fires again. `timers` is the clock of the deadline (a test's own in unit tests).
    */
-  constructor(operation: OperationName | undefined, timeoutMs: number, signal: AbortSignal | undefined) {
+  constructor(
+    operation: OperationName | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    timers?: Timers,
+  ) {
     this.operation = operation;
-    this.promise = new Promise<T>((resolve, reject) => {
+    const settled = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#timer = setTimeout(() => {
-      this.reject(new TimeoutError({ ...this.#named(), phase: this.phase, timeoutMs }));
-    }, timeoutMs);
+    this.#deadline = withDeadline(
+      settled,
+      timeoutMs,
+      () => {
+        // The owner hears of the timeout before the caller's promise rejects, as with every other end.
+        this.#finish('failed');
+        return new TimeoutError({ ...this.#named(), phase: this.phase, timeoutMs });
+      },
+      timers,
+    );
+    this.promise = this.#deadline;
     this.#signal = signal;
     if (signal !== undefined) {
       this.#onAbort = () => this.reject(new AbortedError(signal.reason, this.operation));
@@ -99,7 +115,7 @@ export class PendingCall<T> implements CallHandle {
   #finish(end: CallEnd): boolean {
     if (this.#done) return false;
     this.#done = true;
-    clearTimeout(this.#timer);
+    this.#deadline.clear();
     if (this.#signal !== undefined && this.#onAbort !== undefined) unwatchSignal(this.#signal, this.#onAbort);
     const onEnd = this.#onEnd;
     this.#onEnd = undefined;

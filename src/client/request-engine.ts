@@ -20,6 +20,7 @@ import { routerFor, type TopicLease, type TopicRouter } from '../mqtt/topic-rout
 import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
 import type { MessageListener, MqttTransport, QoS } from '../mqtt/transport.js';
 import { readPayload } from '../protocol/payload.js';
+import type { Timers } from '../internal/deadline.js';
 
 /**
  * An {@link MqttTransport} that can also take back a request it still holds. mqtt.js keeps every
@@ -51,6 +52,8 @@ export interface RequestSpec<T> extends PairKey {
   readonly signal?: AbortSignal | undefined;
   /** For answers that can be recognised: false means "the answer to another request". */
   readonly identify?: { check(answer: T): boolean | Promise<boolean>; issue: ResponseIssue } | undefined;
+  /** The clock of the deadline (a test's own in unit tests). */
+  readonly timers?: Timers | undefined;
 }
 
 const engines = new WeakMap<MqttTransport, RequestEngine>();
@@ -141,7 +144,7 @@ export class RequestEngine implements PairDriver {
    */
   request<T>(spec: RequestSpec<T>): PendingCall<T> {
     this.#assertReady(spec.operation, spec.signal);
-    const call = new PendingCall<T>(spec.operation, spec.timeoutMs, spec.signal);
+    const call = new PendingCall<T>(spec.operation, spec.timeoutMs, spec.signal, spec.timers);
     const pair = this.#pair(spec);
     const request: PairRequest = {
       call,
@@ -162,10 +165,10 @@ export class RequestEngine implements PairDriver {
    */
   prepare(
     keys: readonly PairKey[],
-    options: { qos: QoS; timeoutMs: number; signal?: AbortSignal | undefined },
+    options: { qos: QoS; timeoutMs: number; signal?: AbortSignal | undefined; timers?: Timers | undefined },
   ): PendingCall<void> {
     this.#assertReady(undefined, options.signal);
-    const call = new PendingCall<void>(undefined, options.timeoutMs, options.signal);
+    const call = new PendingCall<void>(undefined, options.timeoutMs, options.signal, options.timers);
     call.phase = 'subscribe';
     this.#preparing.add(call);
     call.onEnd(() => this.#preparing.delete(call));

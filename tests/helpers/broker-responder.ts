@@ -31,7 +31,7 @@ export interface ResponderRequest {
 /** Decide the answers for a request; return undefined for the default accepted answer. */
 export type Answerer = (request: ResponderRequest) => ResponderAnswer[] | undefined;
 
-export interface FrpResponder {
+export interface BrokerResponder {
   readonly client: MqttClient;
   readonly requests: ResponderRequest[];
   /** The largest number of requests of one operation in flight at once. */
@@ -74,13 +74,13 @@ export function cannedAnswer(operation: OperationName, n: number): Record<string
  * Connect a responder to `url`. Answers go out on the next turn of the event loop, so a client that
  * sent two requests of one kind back to back shows up as two in flight.
  */
-export async function startResponder(url: string, options: IClientOptions = {}): Promise<FrpResponder> {
+export async function startResponder(url: string, options: IClientOptions = {}): Promise<BrokerResponder> {
   const client = await connectClient(url, options);
   const requests: ResponderRequest[] = [];
   const counts = new Map<OperationName, number>();
   const inFlight = new Map<OperationName, number>();
   const max = new Map<OperationName, number>();
-  const responder: FrpResponder = {
+  const responder: BrokerResponder = {
     client,
     requests,
     answerer: undefined,

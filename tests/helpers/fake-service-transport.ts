@@ -10,7 +10,7 @@ export type FakeAnswer = { topic: string; payload: Buffer | string };
  * A {@link FakeTransport} that also behaves like mqtt.js's outgoing store (packet identifiers, and
  * `removeOutgoingMessage`), announces every wire event, and can answer requests like the service.
  */
-export class FrpFake extends FakeTransport {
+export class FakeServiceTransport extends FakeTransport {
   #lastId = 0;
   /** QoS 1 requests the client still holds (sent, not acknowledged), by packet identifier. */
   readonly outgoing = new Map<number, string>();
@@ -114,7 +114,7 @@ export const canned = {
 };
 
 /** The topics of CreateKeysAndCertificate and of RegisterThing for `template`. */
-export function frpTopics(format: PayloadFormat = 'json', template = 'Factory') {
+export function serviceTopics(format: PayloadFormat = 'json', template = 'Factory') {
   return {
     keys: operationTopics('CreateKeysAndCertificate', format),
     csr: operationTopics('CreateCertificateFromCsr', format),

@@ -13,7 +13,7 @@ import { encodePayload } from '../../src/protocol/payload.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
 import { type CliResult, runCli, secretsIn, startCli } from '../helpers/cli-run.js';
 import { type CliSimulator, startCliSimulator } from '../helpers/cli-simulator.js';
-import { type FrpResponder, startResponder } from '../helpers/broker-responder.js';
+import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
 /** What the simulator's PemConfig template puts in deviceConfiguration: PEM-looking, cut off. */
@@ -231,7 +231,7 @@ describe('claim credential mistakes are usage errors with a next step (exit 2)',
 
 describe('plain MQTT', () => {
   let broker: TestBroker;
-  let responder: FrpResponder;
+  let responder: BrokerResponder;
   let deviceKey: string;
   let deviceCertificate: string;
   const token = `tok-${'Z'.repeat(40)}-${Date.now()}`;

@@ -12,13 +12,13 @@ import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-cli
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import type { PayloadFormat } from '../../src/protocol/topics.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
-import { type FrpResponder, startResponder } from '../helpers/broker-responder.js';
+import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 
 const TEMPLATE = 'Fuzz';
 
 let broker: TestBroker;
-let responder: FrpResponder;
+let responder: BrokerResponder;
 let device: MqttClient;
 const clients = new Map<PayloadFormat, FleetProvisioningClient>();
 const unhandled: unknown[] = [];

@@ -10,7 +10,7 @@ import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-cli
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import { topics } from '../../src/protocol/topics.js';
 import { brokerCases } from '../helpers/broker-cases.js';
-import { cannedAnswer, type FrpResponder, startResponder } from '../helpers/broker-responder.js';
+import { cannedAnswer, type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
@@ -40,7 +40,7 @@ function recordWire(client: MqttClient): WireStep[] {
 
 describe.each(cases)('FleetProvisioningClient on $name', ({ protocolVersion, deniedCode, start }) => {
   let broker: { url: string; close(): Promise<void> };
-  let responder: FrpResponder;
+  let responder: BrokerResponder;
   let device: MqttClient;
   let client: FleetProvisioningClient;
 

@@ -13,7 +13,7 @@ import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
 import { topics } from '../../src/protocol/topics.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { brokerCases } from '../helpers/broker-cases.js';
-import { type FrpResponder, startResponder } from '../helpers/broker-responder.js';
+import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { acknowledgedBefore, type MqttProxy, startMqttProxy } from '../helpers/mqtt-proxy.js';
 
@@ -37,7 +37,7 @@ const keys = topics.createKeysAndCertificate();
 
 describe.each(cases)('a reconnecting mqtt.js client on $name', ({ protocolVersion, start }) => {
   let broker: { url: string; close(): Promise<void> };
-  let responder: FrpResponder;
+  let responder: BrokerResponder;
   let proxy: MqttProxy;
 
   beforeAll(async () => {

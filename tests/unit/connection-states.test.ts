@@ -11,10 +11,10 @@ import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import { provision } from '../../src/provision/provision.js';
 import { isRetryable } from '../../src/provision/retry.js';
 import { routerFor } from '../../src/mqtt/topic-router.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
+import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
-const T = frpTopics();
+const T = serviceTopics();
 
 async function failure(promise: Promise<unknown>): Promise<FleetProvisioningError> {
   try {
@@ -37,7 +37,7 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 describe('after a reconnect', () => {
   it('subscribes again with a SUBSCRIBE of its own and publishes only after its SUBACK', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     let n = 0;
     fake.respond = () => [answer(T.keys.accepted, canned.keys(++n))];
     const client = new FleetProvisioningClient(fake);
@@ -56,7 +56,7 @@ describe('after a reconnect', () => {
   });
 
   it('a refused re-subscription fails the pending and the next calls with SUBSCRIBE_FAILED', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
     const before = fake.listenerTotals();
     const client = new FleetProvisioningClient(fake);
@@ -82,7 +82,7 @@ describe('after a reconnect', () => {
   });
 
   it('streams held across a reconnect are subscribed again, and a FleetProvisioningClient sharing their topics waits for that SUBACK', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const identity = new IotIdentityClient(fake);
     const accepted = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
     const rejected = await identity.subscribeToCreateKeysAndCertificateRejected({}, 1);
@@ -108,7 +108,7 @@ describe('after a reconnect', () => {
 
 describe('a stream across a reconnect', () => {
   it('hears a refused re-subscription as SUBSCRIBE_FAILED', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const identity = new IotIdentityClient(fake);
     const errors: unknown[] = [];
     const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1, (error) => {
@@ -142,7 +142,7 @@ describe('late rejected answers', () => {
   });
 
   it('a late rejected answer of an unanswered CreateCertificateFromCsr call does not settle the next one', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake, { lateAnswerWindowMs: 1 });
     await expect(
       client.createCertificateFromCsr({ certificateSigningRequest: csrA }, { timeoutMs: 10 }),
@@ -164,7 +164,7 @@ describe('late rejected answers', () => {
 
 describe('IotIdentityClient publish at QoS 1', () => {
   it('settles CONNECTION_LOST when the connection drops before the PUBACK, and takes the request back', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'publish' ? new Promise<void>(() => {}) : undefined);
     const identity = new IotIdentityClient(fake);
     const published = identity.publishCreateKeysAndCertificate({}, 1);
@@ -176,7 +176,7 @@ describe('IotIdentityClient publish at QoS 1', () => {
   });
 
   it('settles TIMEOUT phase "publish" when the PUBACK never comes', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'publish' ? new Promise<void>(() => {}) : undefined);
     const identity = new IotIdentityClient(fake, { timeoutMs: 20 });
     await expect(failure(identity.publishCreateKeysAndCertificate({}, 1))).resolves.toMatchObject({
@@ -187,7 +187,7 @@ describe('IotIdentityClient publish at QoS 1', () => {
   });
 
   it('settles TIMEOUT phase "subscribe" when the SUBACK never comes, and holds nothing after', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? new Promise<void>(() => {}) : undefined);
     const identity = new IotIdentityClient(fake, { timeoutMs: 20 });
     await expect(failure(identity.subscribeToCreateKeysAndCertificateAccepted({}, 1))).resolves.toMatchObject(
@@ -200,7 +200,7 @@ describe('IotIdentityClient publish at QoS 1', () => {
 
 describe('close() with a SUBSCRIBE in flight', () => {
   it('removes the message listener before it resolves, and undoes the late SUBACK', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const suback = gate();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? suback.promise : undefined);
     const client = new FleetProvisioningClient(fake);
@@ -223,7 +223,7 @@ describe('close() with a SUBSCRIBE in flight', () => {
 
 describe('granted QoS', () => {
   it('a stream reports the QoS the broker granted, not the one asked for', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.maxQos.set(T.keys.accepted, 0);
     const identity = new IotIdentityClient(fake);
     const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
@@ -232,7 +232,7 @@ describe('granted QoS', () => {
   });
 
   it('a QoS 1 subscriber joining a topic held at QoS 0 subscribes again at QoS 1', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const identity = new IotIdentityClient(fake);
     const zero = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 0);
     const one = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
@@ -246,7 +246,7 @@ describe('granted QoS', () => {
 
 describe('streams', () => {
   it('a stream opened with a callback also yields to for await', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const identity = new IotIdentityClient(fake);
     const seen: string[] = [];
     const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1, (_e, r) => {
@@ -264,7 +264,7 @@ describe('streams', () => {
   });
 
   it('break out of for await releases the subscription', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const identity = new IotIdentityClient(fake);
     const stream = await identity.subscribeToCreateKeysAndCertificateAccepted({}, 1);
     const a = answer(T.keys.accepted, canned.keys(1));
@@ -284,7 +284,7 @@ describe('MQTT 5 reason codes by meaning', () => {
     Promise.reject(Object.assign(new Error(`Publish error: ${code}`), { code }));
 
   it('a PUBACK 0x97 (quota exceeded) is a retryable throttle, and says so', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'publish' ? refusal(0x97) : undefined);
     const client = new FleetProvisioningClient(fake);
     const error = await failure(client.createKeysAndCertificate());
@@ -297,7 +297,7 @@ describe('MQTT 5 reason codes by meaning', () => {
   });
 
   it('a PUBACK 0x87 (not authorized) names the policy and is not retryable', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'publish' ? refusal(0x87) : undefined);
     const client = new FleetProvisioningClient(fake);
     const error = await failure(client.createKeysAndCertificate());
@@ -311,7 +311,7 @@ describe('MQTT 5 reason codes by meaning', () => {
     ['0x96', 0x96],
     ['0x97', 0x97],
   ])('a SUBACK %s is a retryable throttle', async (_name, code) => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.refuse.set(T.keys.accepted, code);
     const client = new FleetProvisioningClient(fake);
     const error = await failure(client.createKeysAndCertificate());
@@ -325,7 +325,7 @@ describe('MQTT 5 reason codes by meaning', () => {
     const ca = await makeCa();
     const pair = await generateKeyPair('ec-p256');
     const certificatePem = await issueCertificate(ca, await createCsr({ keys: pair.keys }));
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     let throttled = false;
     fake.beforeAck = (e) => {
       if (e.type !== 'publish' || throttled) return undefined;
@@ -359,7 +359,7 @@ describe('MQTT 5 reason codes by meaning', () => {
 
 describe('every wait is bounded', () => {
   it('close() resolves even when the broker never answers the UNSUBSCRIBE', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
     const client = new FleetProvisioningClient(fake);
     await client.createKeysAndCertificate();
@@ -369,7 +369,7 @@ describe('every wait is bounded', () => {
   }, 15_000);
 
   it('close() resolves even when a SUBACK in flight never comes', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? new Promise<void>(() => {}) : undefined);
     const client = new FleetProvisioningClient(fake);
     const call = failure(client.createKeysAndCertificate());
@@ -382,7 +382,7 @@ describe('every wait is bounded', () => {
 
 describe('releasing and holding a topic again in one turn', () => {
   it('never sends an UNSUBSCRIBE after the new SUBSCRIBE', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const router = routerFor(fake);
     const first = await router.subscribe([T.keys.accepted], 1, () => {});
     const released = first.release();
@@ -394,7 +394,7 @@ describe('releasing and holding a topic again in one turn', () => {
   });
 
   it('a SUBACK of a released subscription does not undo the one that replaced it', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const router = routerFor(fake);
     const suback = gate();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? suback.promise : undefined);

@@ -2,10 +2,10 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { InvalidResponseError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
-import { answer, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
+import { answer, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
-const T = frpTopics();
+const T = serviceTopics();
 
 interface Device {
   csr: string;
@@ -38,7 +38,7 @@ beforeAll(async () => {
 
 describe('CreateCertificateFromCsr recognises its own answer', () => {
   it('resolves with a certificate that carries the CSR public key', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [accepted(a, 1)];
     const client = new FleetProvisioningClient(fake);
     const result = await client.createCertificateFromCsr({ certificateSigningRequest: a.csr });
@@ -50,7 +50,7 @@ describe('CreateCertificateFromCsr recognises its own answer', () => {
   });
 
   it('a certificate for another key, with no late answer owed → INVALID_RESPONSE', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [accepted(b, 1)];
     const client = new FleetProvisioningClient(fake);
     const error = await client.createCertificateFromCsr({ certificateSigningRequest: a.csr }).catch((e) => e);
@@ -61,7 +61,7 @@ describe('CreateCertificateFromCsr recognises its own answer', () => {
   });
 
   it('drops the late answer of an earlier call even after the quarantine gave up on it', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake, { lateAnswerWindowMs: 1 });
     await expect(
       client.createCertificateFromCsr({ certificateSigningRequest: a.csr }, { timeoutMs: 10 }),

@@ -8,9 +8,10 @@ import {
 } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { engineFor } from '../../src/client/request-engine.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
+import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
-const T = frpTopics();
+const T = serviceTopics();
 
 async function failure(promise: Promise<unknown>): Promise<FleetProvisioningError> {
   try {
@@ -23,7 +24,7 @@ async function failure(promise: Promise<unknown>): Promise<FleetProvisioningErro
 }
 
 /** A fake service that answers each request in order, once the test says so (or at once). */
-function queuedService(fake: FrpFake, topic = T.keys.request) {
+function queuedService(fake: FakeServiceTransport, topic = T.keys.request) {
   let inFlight = 0;
   let maxInFlight = 0;
   let n = 0;
@@ -42,7 +43,7 @@ function queuedService(fake: FrpFake, topic = T.keys.request) {
 
 describe('one call at a time per topic pair, first in first out', () => {
   it('runs 50 concurrent calls one at a time; each caller gets its own answer', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const service = queuedService(fake);
     const client = new FleetProvisioningClient(fake);
     const results = await Promise.all(Array.from({ length: 50 }, () => client.createKeysAndCertificate()));
@@ -55,7 +56,7 @@ describe('one call at a time per topic pair, first in first out', () => {
   });
 
   it('runs different pairs side by side', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     fake.respond = () => undefined;
     const keys = client.createKeysAndCertificate();
@@ -69,7 +70,7 @@ describe('one call at a time per topic pair, first in first out', () => {
   });
 
   it('aborting a queued call removes only that call', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     const first = client.createKeysAndCertificate();
     const controller = new AbortController();
@@ -91,7 +92,7 @@ describe('one call at a time per topic pair, first in first out', () => {
   });
 
   it('an already aborted signal rejects at once with nothing sent', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     const error = await failure(client.createKeysAndCertificate({ signal: AbortSignal.abort('stop') }));
     expect(error).toMatchObject({ code: 'ABORTED', cause: 'stop' });
@@ -102,47 +103,67 @@ describe('one call at a time per topic pair, first in first out', () => {
 
 describe('one deadline per call, counted from the call', () => {
   it('counts time spent queued: a queued call times out in phase "queued"', async () => {
-    const fake = new FrpFake();
-    const client = new FleetProvisioningClient(fake);
+    const fake = new FakeServiceTransport();
+    const clock = new FakeClock();
+    const client = new FleetProvisioningClient(fake, { timers: clock });
     const first = client.createKeysAndCertificate();
     const second = client.createKeysAndCertificate({ timeoutMs: 20 });
+    await fake.waitFor('publish');
+    clock.advance(19);
+    expect(fake.published(T.keys.request)).toBe(1);
+    clock.advance(1);
     const error = await failure(second);
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error).toMatchObject({ code: 'TIMEOUT', phase: 'queued', timeoutMs: 20 });
     fake.deliver(T.keys.accepted, JSON.stringify(canned.keys(1)));
     await expect(first).resolves.toEqual(canned.keys(1));
     expect(fake.published(T.keys.request)).toBe(1);
+    // Both deadlines are gone: the answered call's and the timed-out one's.
+    expect(clock.pending).toBe(0);
     await client.close();
   });
 
   it('reports phase "subscribe" when the SUBACK never comes, and publishes nothing', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
+    const clock = new FakeClock();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? new Promise<void>(() => {}) : undefined);
-    const client = new FleetProvisioningClient(fake);
-    const error = await failure(client.createKeysAndCertificate({ timeoutMs: 20 }));
+    const client = new FleetProvisioningClient(fake, { timers: clock });
+    const call = client.createKeysAndCertificate({ timeoutMs: 20 });
+    await fake.waitFor('subscribe');
+    clock.advance(20);
+    const error = await failure(call);
     expect(error).toMatchObject({ code: 'TIMEOUT', phase: 'subscribe' });
     expect(fake.sent('publish')).toHaveLength(0);
-    const prepared = await failure(
-      client.prepare([{ operation: 'CreateKeysAndCertificate' }], { timeoutMs: 20 }),
-    );
-    expect(prepared).toMatchObject({ code: 'TIMEOUT', phase: 'subscribe' });
+    const preparing = client.prepare([{ operation: 'CreateKeysAndCertificate' }], { timeoutMs: 20 });
+    clock.advance(20);
+    expect(await failure(preparing)).toMatchObject({ code: 'TIMEOUT', phase: 'subscribe' });
     await client.close();
   });
 
   it('reports phase "publish" when the PUBACK never comes, and takes the request back', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
+    const clock = new FakeClock();
     fake.beforeAck = (e) => (e.type === 'publish' ? new Promise<void>(() => {}) : undefined);
-    const client = new FleetProvisioningClient(fake);
-    const error = await failure(client.createKeysAndCertificate({ timeoutMs: 20 }));
+    const client = new FleetProvisioningClient(fake, { timers: clock });
+    const call = client.createKeysAndCertificate({ timeoutMs: 20 });
+    await fake.waitFor('publish');
+    clock.advance(20);
+    const error = await failure(call);
     expect(error).toMatchObject({ code: 'TIMEOUT', phase: 'publish' });
     expect(fake.removed).toEqual([1]);
     await client.close();
   });
 
   it('reports phase "response" when the answer never comes', async () => {
-    const fake = new FrpFake();
-    const client = new FleetProvisioningClient(fake);
-    const error = await failure(client.createKeysAndCertificate({ timeoutMs: 20 }));
+    const fake = new FakeServiceTransport();
+    const clock = new FakeClock();
+    const client = new FleetProvisioningClient(fake, { timers: clock });
+    const call = client.createKeysAndCertificate({ timeoutMs: 20 });
+    await fake.waitFor('publish');
+    // The fake acknowledges in a microtask: one turn of the event loop and the PUBACK is in.
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(20);
+    const error = await failure(call);
     expect(error).toMatchObject({
       code: 'TIMEOUT',
       phase: 'response',
@@ -151,11 +172,25 @@ describe('one deadline per call, counted from the call', () => {
     expect(fake.removed).toEqual([]);
     await client.close();
   });
+
+  it('an answer that comes in time clears its deadline', async () => {
+    const fake = new FakeServiceTransport();
+    const clock = new FakeClock();
+    const client = new FleetProvisioningClient(fake, { timers: clock });
+    const call = client.createKeysAndCertificate({ timeoutMs: 20 });
+    await fake.waitFor('publish');
+    expect(clock.pending).toBe(1);
+    clock.advance(19);
+    fake.deliver(T.keys.accepted, JSON.stringify(canned.keys(1)));
+    await expect(call).resolves.toEqual(canned.keys(1));
+    expect(clock.pending).toBe(0);
+    await client.close();
+  });
 });
 
 describe('late and duplicate answers', () => {
   it('holds the next call until the late answer of a timed-out call arrives, and drops it', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake, { lateAnswerWindowMs: 60_000 });
     await failure(client.createKeysAndCertificate({ timeoutMs: 20 }));
     const next = client.createKeysAndCertificate();
@@ -171,7 +206,7 @@ describe('late and duplicate answers', () => {
   });
 
   it('stops waiting for the late answer after the window', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake, { lateAnswerWindowMs: 20 });
     await failure(client.createKeysAndCertificate({ timeoutMs: 10 }));
     fake.respond = () => [answer(T.keys.accepted, canned.keys(2))];
@@ -180,7 +215,7 @@ describe('late and duplicate answers', () => {
   });
 
   it('after an abort with the request out, the late answer does not settle the next call', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     const controller = new AbortController();
     const first = client.createKeysAndCertificate({ signal: controller.signal });
@@ -199,7 +234,7 @@ describe('late and duplicate answers', () => {
   });
 
   it('a duplicate received before the next request goes out is dropped, not given to the next call', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     const first = client.createKeysAndCertificate();
     const second = client.createKeysAndCertificate();
@@ -214,7 +249,7 @@ describe('late and duplicate answers', () => {
   });
 
   it('a duplicate that arrives after the next request went out is dropped: its certificate was delivered', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     const first = client.createKeysAndCertificate();
     await fake.waitFor('publish');
@@ -233,7 +268,7 @@ describe('late and duplicate answers', () => {
     ['the same answer twice', [canned.keys(1), canned.keys(1)], []],
     ['accepted then rejected', [canned.keys(1)], [canned.rejection(500)]],
   ])('%s: the first settles, the rest are dropped', async (_name, accepted, rejected) => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     let n = 0;
     fake.respond = () => {
       n++;
@@ -255,7 +290,7 @@ describe('subscriptions', () => {
   it.each([0x80, 0x87])(
     'SUBACK %d → SUBSCRIBE_FAILED with the reason code, nothing published',
     async (code) => {
-      const fake = new FrpFake();
+      const fake = new FakeServiceTransport();
       fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
       fake.refuse.set(T.keys.rejected, code);
       const client = new FleetProvisioningClient(fake);
@@ -274,7 +309,7 @@ describe('subscriptions', () => {
 
 describe('the connection', () => {
   it('a call made offline fails at once with CONNECTION_LOST and leaves nothing queued', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.connected = false;
     const client = new FleetProvisioningClient(fake);
     await expect(failure(client.createKeysAndCertificate())).resolves.toMatchObject({
@@ -291,7 +326,7 @@ describe('the connection', () => {
   });
 
   it('a drop fails every pending call at once, takes the request back, and resubscribes after', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'publish' ? new Promise<void>(() => {}) : undefined);
     const client = new FleetProvisioningClient(fake);
     const running = client.createKeysAndCertificate();
@@ -314,7 +349,7 @@ describe('the connection', () => {
   });
 
   it('a drop while subscribing fails prepare() with CONNECTION_LOST', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.beforeAck = (e) => (e.type === 'subscribe' ? new Promise<void>(() => {}) : undefined);
     const client = new FleetProvisioningClient(fake);
     const prepared = client.prepare([{ operation: 'CreateKeysAndCertificate' }]);
@@ -327,7 +362,7 @@ describe('the connection', () => {
 
 describe('close() and cleanup', () => {
   it('rejects every pending call with CLIENT_CLOSED and removes subscriptions and listeners', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     let releaseSuback!: () => void;
     fake.beforeAck = (e) =>
       e.type === 'subscribe' && e.topics.includes(T.csr.accepted)
@@ -368,7 +403,7 @@ describe('close() and cleanup', () => {
   });
 
   it('two clients on one connection share the queue; closing one leaves the other working', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const service = queuedService(fake);
     const a = new FleetProvisioningClient(fake);
     const b = new FleetProvisioningClient(fake);
@@ -383,7 +418,7 @@ describe('close() and cleanup', () => {
   });
 
   it('1,000 calls with mixed outcomes leave no listener, timer or abort handler behind', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const warnings: Error[] = [];
     const onWarning = (w: Error) => warnings.push(w);
     process.on('warning', onWarning);

@@ -4,14 +4,14 @@ import { MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
 import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { redact } from '../../src/protocol/redact.js';
-import { answer, canned, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
+import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 
-const T = frpTopics();
+const T = serviceTopics();
 
 /** A fake that answers every request as the service would. */
-function serviceFake(format: 'json' | 'cbor' = 'json'): FrpFake {
-  const fake = new FrpFake();
-  const t = frpTopics(format);
+function serviceFake(format: 'json' | 'cbor' = 'json'): FakeServiceTransport {
+  const fake = new FakeServiceTransport();
+  const t = serviceTopics(format);
   let n = 0;
   fake.respond = (publish) => {
     n++;
@@ -122,7 +122,7 @@ describe('FleetProvisioningClient: the wire', () => {
 
 describe('FleetProvisioningClient: answers', () => {
   it('turns a rejection into REJECTED with the service fields; retryable only for 429 and 5xx', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const client = new FleetProvisioningClient(fake);
     for (const status of [400, 403, 404, 429, 500]) {
       fake.respond = () => [answer(T.keys.rejected, canned.rejection(status, `E${status}`))];
@@ -145,7 +145,7 @@ describe('FleetProvisioningClient: answers', () => {
     ['malformed JSON on rejected', () => T.keys.rejected, 'not json', 'malformed json'],
     ['invalid UTF-8', () => T.keys.accepted, Buffer.from([0xff, 0xfe, 0x7b]), 'malformed json'],
   ])('%s → INVALID_RESPONSE at once', async (_name, topic, payload, problem) => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [{ topic: topic(), payload }];
     const client = new FleetProvisioningClient(fake, { timeoutMs: 60_000 });
     const error = await client.createKeysAndCertificate().catch((e: unknown) => e);
@@ -159,7 +159,7 @@ describe('FleetProvisioningClient: answers', () => {
   });
 
   it('names the paths of a wrong-shaped answer, never the values', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const secret = 'very-secret-private-key-material-0123456789';
     fake.respond = () => [
       answer(T.keys.accepted, { certificateId: 7, certificatePem: 'pem', privateKey: secret }),
@@ -174,7 +174,7 @@ describe('FleetProvisioningClient: answers', () => {
   });
 
   it('refuses a nested object in deviceConfiguration', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     fake.respond = () => [answer(T.register.accepted, { deviceConfiguration: { a: { b: 'c' } } })];
     const client = new FleetProvisioningClient(fake);
     const error = await client
@@ -185,7 +185,7 @@ describe('FleetProvisioningClient: answers', () => {
   });
 
   it('refuses an answer over 128 KiB before parsing it', async () => {
-    const fake = new FrpFake();
+    const fake = new FakeServiceTransport();
     const big = JSON.stringify({ ...canned.keys(1), padding: 'x'.repeat(MAX_PAYLOAD_BYTES) });
     fake.respond = () => [{ topic: T.keys.accepted, payload: big }];
     const client = new FleetProvisioningClient(fake);
@@ -196,8 +196,8 @@ describe('FleetProvisioningClient: answers', () => {
   });
 
   it('ignores messages on unrelated topics and for another template', async () => {
-    const fake = new FrpFake();
-    const other = frpTopics('json', 'Other');
+    const fake = new FakeServiceTransport();
+    const other = serviceTopics('json', 'Other');
     fake.respond = () => [
       answer(other.register.accepted, canned.thing(99)),
       answer(T.keys.accepted, canned.keys(99)),

@@ -13,10 +13,13 @@ import { ERROR_CODES, FleetProvisioningError, RejectedError } from '../../src/pr
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import type { RegisterThingResponse } from '../../src/protocol/schemas.js';
 import type { WireEvent } from '../helpers/fake-transport.js';
-import { answer, FrpFake, frpTopics } from '../helpers/fake-service-transport.js';
+import { answer, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 
 const TEMPLATES = ['Alpha', 'Beta'] as const;
-const TOPICS = { Alpha: frpTopics('json', 'Alpha').register, Beta: frpTopics('json', 'Beta').register };
+const TOPICS = {
+  Alpha: serviceTopics('json', 'Alpha').register,
+  Beta: serviceTopics('json', 'Beta').register,
+};
 
 type Command =
   | { type: 'call'; template: 0 | 1 }
@@ -62,7 +65,7 @@ afterAll(() => {
 });
 
 async function run(commands: Command[]): Promise<void> {
-  const fake = new FrpFake();
+  const fake = new FakeServiceTransport();
   const before = fake.listenerTotals();
   // Large windows: a quarantine ends only when its late answer arrives (or the connection drops), so
   // the run stays within what the docs guarantee exactly.

@@ -1,0 +1,51 @@
+/**
+ * Deadlines: p-timeout, wrapped once. Every call's deadline is set here (by `PendingCall`), with
+ * p-timeout's `customTimers` seam, so a test can drive time with its own clock instead of sleeping.
+ */
+import pTimeout, { type ClearablePromise } from 'p-timeout';
+
+/** The two timer functions a deadline uses; the real ones by default, a test's clock in unit tests. */
+export interface Timers {
+  /** Call `callback` once, `ms` from now; returns a handle for {@link Timers.clearTimeout}. */
+  setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancel a timer made by {@link Timers.setTimeout}. */
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's own timers. */
+export const REAL_TIMERS: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => {
+    if (handle === undefined || isTimeout(handle)) clearTimeout(handle);
+  },
+};
+
+function isTimeout(handle: unknown): handle is NodeJS.Timeout {
+  return typeof handle === 'object' && handle !== null && 'hasRef' in handle;
+}
+
+/**
+ * `promise`, or the error `onTimeout()` throws once `ms` have passed, whichever comes first. The timer is
+ * cleared as soon as the result settles (or at once with `.clear()`). `onTimeout` runs before the result
+ * rejects, so an owner can be told first.
+ */
+export function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => unknown,
+  timers: Timers = REAL_TIMERS,
+): ClearablePromise<T> {
+  return pTimeout(promise, {
+    milliseconds: ms,
+    fallback: () => {
+      throw onTimeout();
+    },
+    customTimers: {
+      // p-timeout types its seam as the global functions; it only ever calls them as (callback, ms)
+      // and (handle), which is all Timers promises.
+      setTimeout: ((callback: () => void, delay: number) =>
+        timers.setTimeout(callback, delay)) as typeof globalThis.setTimeout,
+      clearTimeout: ((handle: unknown) => timers.clearTimeout(handle)) as typeof globalThis.clearTimeout,
+    },
+  });
+}
