@@ -4,6 +4,7 @@
  * `PERSIST_FAILED` with advice. Nothing here knows the credentials layout (see credentials.ts).
  * @internal
  */
+import { withDeadline } from '../internal/deadline.js';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -116,19 +117,9 @@ export async function ensurePrivateDirectory(directory: string): Promise<void> {
  * still finish later.
  */
 export function withinDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TimeoutError({ phase: 'persist', timeoutMs: ms })), ms);
-    work().then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
+  // Started here, so that a step that throws at once rejects like one that fails later.
+  const step = new Promise<T>((resolve) => resolve(work()));
+  return withDeadline(step, ms, () => new TimeoutError({ phase: 'persist', timeoutMs: ms }));
 }
 
 /** fsync a directory so the names created or renamed in it survive a power loss. */
