@@ -144,8 +144,11 @@ export class FleetProvisioningClient {
    * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html#create-keys-cert
    */
   async createKeysAndCertificate(options?: RequestOptions): Promise<CreateKeysAndCertificateResponse> {
-    const { acceptedSchema } = operations.CreateKeysAndCertificate;
-    const answer = await this.#call('CreateKeysAndCertificate', '', {}, options, acceptedSchema);
+    const answer = await this.#request(
+      { operation: 'CreateKeysAndCertificate', templateName: '', payload: {} },
+      operations.CreateKeysAndCertificate.acceptedSchema,
+      options,
+    );
     remember(answer.privateKey);
     remember(answer.certificateOwnershipToken);
     return answer;
@@ -167,11 +170,15 @@ export class FleetProvisioningClient {
     // Checked in full before anything is sent: parses, signature verifies, a key AWS IoT signs.
     const summary = await assertCsr(request?.certificateSigningRequest);
     const key = createPublicKey({ key: summary.publicKeyDer, format: 'der', type: 'spki' });
-    const { acceptedSchema } = operations.CreateCertificateFromCsr;
-    const answer = await this.#call('CreateCertificateFromCsr', '', request, options, acceptedSchema, {
-      check: (a) => certificateCarries(a.certificatePem, key),
-      issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
-    });
+    const answer = await this.#request(
+      { operation: 'CreateCertificateFromCsr', templateName: '', payload: request },
+      operations.CreateCertificateFromCsr.acceptedSchema,
+      options,
+      {
+        check: (a) => certificateCarries(a.certificatePem, key),
+        issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
+      },
+    );
     remember(answer.certificateOwnershipToken);
     return answer;
   }
@@ -192,12 +199,10 @@ export class FleetProvisioningClient {
     }
     const { templateName, ...payload } = request;
     if (typeof payload.certificateOwnershipToken === 'string') remember(payload.certificateOwnershipToken);
-    return this.#call(
-      'RegisterThing',
-      templateName,
-      payload,
-      options,
+    return this.#request(
+      { operation: 'RegisterThing', templateName, payload },
       operations.RegisterThing.acceptedSchema,
+      options,
     );
   }
 
@@ -244,14 +249,18 @@ export class FleetProvisioningClient {
     await this.#engine.detach();
   }
 
-  async #call<T>(
-    operation: OperationName,
-    templateName: string,
-    payload: unknown,
-    options: RequestOptions | undefined,
+  /**
+   * The one path of every call: check and encode the request, queue it on its topic pair, and read the
+   * answer with `schema` (the response schema travels with the call, as the MCP SDK's
+   * `request(req, resultSchema, options)` does). The three public methods are thin wrappers.
+   */
+  async #request<T>(
+    request: { operation: OperationName; templateName: string; payload: unknown },
     schema: z.ZodMiniType<T>,
+    options: RequestOptions | undefined,
     identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
   ): Promise<T> {
+    const { operation, templateName, payload } = request;
     const topics = this.#topics(operation, templateName);
     const encoded = encodeRequest(operation, payload, this.format);
     const { timeoutMs, signal } = this.#options(options);
