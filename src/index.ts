@@ -1,9 +1,11 @@
 /**
  * iot-fleet-provisioning: AWS IoT Fleet Provisioning over MQTT.
  *
- * Layers, bottom up: topics and schemas → operation streams and {@link IotIdentityClient} →
- * {@link FleetProvisioningClient} (one promise per call) → {@link provision} (the whole onboarding).
- * The simulator lives at `iot-fleet-provisioning/simulator` and is never loaded from here.
+ * Layers, bottom up, one folder of `src/` each: `protocol/` (topics, schemas, errors) → `mqtt/` and
+ * `device/` (keys, credential files) → `identity/` (operation streams and {@link IotIdentityClient})
+ * and `client/` ({@link FleetProvisioningClient}, one promise per call) → `provision/` ({@link provision},
+ * the whole onboarding). The simulator lives at `iot-fleet-provisioning/simulator` and the command line
+ * in `cli/`; neither is ever loaded from here.
  * @packageDocumentation
  */
 
