@@ -74,7 +74,7 @@ export type {
   ProgressEvent,
   ProvisionedDevice,
   ProvisionOptions,
-} from './provision/plan.js';
+} from './provision/types.js';
 export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision/plan.js';
 export { redact } from './protocol/redact.js';
 export type { RequestTransport } from './client/request-engine.js';

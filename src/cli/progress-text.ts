@@ -3,7 +3,7 @@
  * secret; the text names ids, paths and endpoints only.
  */
 import type { KeyType } from '../device/keys.js';
-import type { ProgressEvent } from '../provision/plan.js';
+import type { ProgressEvent } from '../provision/types.js';
 
 const KEY_NAMES: Record<KeyType, string> = {
   'ec-p256': 'EC P-256',

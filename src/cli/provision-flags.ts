@@ -12,7 +12,7 @@ import {
   type PemKind,
 } from '../device/claim-credentials.js';
 import { KEY_TYPES } from '../device/keys.js';
-import type { KeySource, ProvisionOptions } from '../provision/plan.js';
+import type { KeySource, ProvisionOptions } from '../provision/types.js';
 import { redact, rememberSecret } from '../protocol/redact.js';
 import { envName, type FlagSpecs, type Flags } from './args.js';
 import { optional } from '../internal/optional.js';

@@ -29,7 +29,8 @@ import { inspectExistingSet, parametersDigest } from '../device/existing-set.js'
 import type { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
 import { assertCsr } from '../device/csr-input.js';
-import { type ProvisionedDevice, type ProvisionOptions, type ProvisionPlan, planProvision } from './plan.js';
+import { type ProvisionPlan, planProvision } from './plan.js';
+import type { ProvisionedDevice, ProvisionOptions } from './types.js';
 import { ProvisionRun, requestOptions, settleWithin } from './session.js';
 import { backoffDelay, isRetryable } from './retry.js';
 import { delay } from '../internal/delay.js';

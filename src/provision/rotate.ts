@@ -13,7 +13,8 @@ import {
 } from '../protocol/errors.js';
 import { certificateMatchesPrivateKey } from '../device/keys.js';
 import { Provisioning } from './provision.js';
-import { type KeySource, type ProgressEvent, type ProvisionedDevice, planProvision } from './plan.js';
+import { planProvision } from './plan.js';
+import type { KeySource, ProgressEvent, ProvisionedDevice } from './types.js';
 import type { RetryOptions } from './retry.js';
 import type { PayloadFormat } from '../protocol/topics.js';
 

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ProvisionOptions } from '../../src/provision/plan.js';
+import type { ProvisionOptions } from '../../src/provision/types.js';
 import type { Simulator } from '../../src/simulator/index.js';
 
 /** The options that point provision() at `sim` with its claim credentials. */

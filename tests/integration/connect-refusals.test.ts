@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { provision } from '../../src/provision/provision.js';
-import type { ProgressEvent } from '../../src/provision/plan.js';
+import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 
 /** A server that answers every CONNECT with an MQTT 5 CONNACK carrying `reasonCode`, and counts connections. */

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import mqttPacket from 'mqtt-packet';
 import { provision } from '../../src/provision/provision.js';
-import type { ProgressEvent } from '../../src/provision/plan.js';
+import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { connectClient } from '../helpers/mqtt.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';

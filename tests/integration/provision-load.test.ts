@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
-import type { ProvisionedDevice } from '../../src/provision/plan.js';
+import type { ProvisionedDevice } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 
 const DEVICES = 1000;

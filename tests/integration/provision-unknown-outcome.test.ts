@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
-import type { ProgressEvent, ProvisionedDevice } from '../../src/provision/plan.js';
+import type { ProgressEvent, ProvisionedDevice } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';
 import { certificateIdOf } from '../helpers/x509.js';

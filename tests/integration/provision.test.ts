@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import { provision } from '../../src/provision/provision.js';
-import type { ProgressEvent } from '../../src/provision/plan.js';
+import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
 import { connectTo } from '../helpers/sim-mqtt.js';

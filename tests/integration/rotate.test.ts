@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { hasUnfinishedSets, readCurrentCredentials } from '../../src/device/credentials.js';
 import { provision } from '../../src/provision/provision.js';
-import type { ProgressEvent } from '../../src/provision/plan.js';
+import type { ProgressEvent } from '../../src/provision/types.js';
 import { type RotatedDevice, rotate } from '../../src/provision/rotate.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';

@@ -6,7 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
-import type { ProvisionedDevice } from '../../src/provision/plan.js';
+import type { ProvisionedDevice } from '../../src/provision/types.js';
 import { rotate } from '../../src/provision/rotate.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { withoutCredentials } from '../../provision/endpoint.js';
-import type { ProvisionOptions } from '../../provision/plan.js';
+import type { ProvisionOptions } from '../../provision/types.js';
 import { type Flags, parseFlags } from '../args.js';
 import {
   CONNECTION_FLAGS_HELP,

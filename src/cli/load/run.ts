@@ -3,7 +3,7 @@
  * timed one by one, and the report made of them.
  */
 import { provision } from '../../provision/provision.js';
-import type { ProvisionOptions } from '../../provision/plan.js';
+import type { ProvisionOptions } from '../../provision/types.js';
 import { errorLabel } from '../exit-codes.js';
 import { type HistogramBucket, histogram, type LatencySummary, summarize } from './stats.js';
 
