@@ -3,6 +3,7 @@
  * p-timeout's `customTimers` seam, so a test can drive time with its own clock instead of sleeping.
  */
 import pTimeout, { type ClearablePromise } from 'p-timeout';
+import { optional } from './optional.js';
 
 /** The two timer functions a deadline uses; the real ones by default, a test's clock in unit tests. */
 export interface Timers {
@@ -25,18 +26,21 @@ function isTimeout(handle: unknown): handle is NodeJS.Timeout {
 }
 
 /**
- * `promise`, or the error `onTimeout()` throws once `ms` have passed, whichever comes first. The timer is
- * cleared as soon as the result settles (or at once with `.clear()`). `onTimeout` runs before the result
- * rejects, so an owner can be told first.
+ * `promise`, or the error `onTimeout()` throws once `ms` have passed, or `signal.reason` once `signal`
+ * fires, whichever comes first. The timer and the abort listener are removed as soon as the result
+ * settles (the timer at once with `.clear()`). `onTimeout` runs before the result rejects, so an owner
+ * can be told first.
  */
 export function withDeadline<T>(
   promise: Promise<T>,
   ms: number,
   onTimeout: () => unknown,
   timers: Timers = REAL_TIMERS,
+  signal?: AbortSignal,
 ): ClearablePromise<T> {
   return pTimeout(promise, {
     milliseconds: ms,
+    ...optional('signal', signal),
     fallback: () => {
       throw onTimeout();
     },

@@ -4,6 +4,7 @@
  * with AWS's input shape and time limit.
  */
 
+import { REAL_TIMERS, withDeadline } from '../internal/deadline.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { StringMapSchema } from '../protocol/schemas.js';
 import { assertTemplateName } from '../protocol/topics.js';
@@ -199,20 +200,6 @@ async function callHook(
     typeof configured === 'function'
       ? configured
       : commandHook(configured.command, { timeoutMs: options.hookTimeoutMs, signal: options.signal });
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const late = new Promise<HookVerdict>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          ok: false,
-          reason: `The pre-provisioning hook did not answer within ${options.hookTimeoutMs} ms.`,
-        }),
-      options.hookTimeoutMs,
-    );
-    onAbort = () => resolve({ ok: false, reason: 'The simulator closed while the hook ran.' });
-    options.signal.addEventListener('abort', onAbort, { once: true });
-  });
   const answered = (async (): Promise<HookVerdict> => {
     let result: unknown;
     try {
@@ -233,9 +220,20 @@ async function callHook(
     return { ok: true, overrides: parsed.data };
   })();
   try {
-    return await Promise.race([answered, late]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort !== undefined) options.signal.removeEventListener('abort', onAbort);
+    // `answered` never rejects: only the deadline or the simulator closing lands here.
+    return await withDeadline(
+      answered,
+      options.hookTimeoutMs,
+      () => new Error('hook timeout'),
+      REAL_TIMERS,
+      options.signal,
+    );
+  } catch {
+    return {
+      ok: false,
+      reason: options.signal.aborted
+        ? 'The simulator closed while the hook ran.'
+        : `The pre-provisioning hook did not answer within ${options.hookTimeoutMs} ms.`,
+    };
   }
 }
