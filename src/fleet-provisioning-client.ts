@@ -5,10 +5,10 @@
  *
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { z } from 'zod/mini';
 import { encodePayload } from './codec.js';
 import { ClientClosedError, InvalidArgumentError, type OperationName } from './errors.js';
+import { certificateHoldsPublicKey } from './keys.js';
 import { operations } from './operations.js';
 import { assertCsr, assertSignal, assertTimeout } from './option-checks.js';
 import type { CallHandle, CallOptions } from './pending-call.js';
@@ -155,10 +155,9 @@ export class FleetProvisioningClient {
   ): Promise<CreateCertificateFromCsrResponse> {
     // Checked in full before anything is sent: parses, signature verifies, a key AWS IoT signs.
     const summary = await assertCsr(request?.certificateSigningRequest);
-    const key = createPublicKey({ key: summary.publicKeyDer, format: 'der', type: 'spki' });
     const { acceptedSchema } = operations.CreateCertificateFromCsr;
     const answer = await this.#call('CreateCertificateFromCsr', '', request, options, acceptedSchema, {
-      check: (a) => certificateCarries(a.certificatePem, key),
+      check: (a) => certificateHoldsPublicKey(a.certificatePem, summary.publicKeyDer),
       issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
     });
     remember(answer.certificateOwnershipToken);
@@ -292,15 +291,6 @@ export class FleetProvisioningClient {
 
   #assertOpen(): void {
     if (this.#closed !== undefined) throw new ClientClosedError('The client is closed: make a new one.');
-  }
-}
-
-/** True when the certificate certifies `key`; false for anything that does not parse. */
-function certificateCarries(certificatePem: string, key: KeyObject): boolean {
-  try {
-    return new X509Certificate(certificatePem).publicKey.equals(key);
-  } catch {
-    return false;
   }
 }
 

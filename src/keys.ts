@@ -5,7 +5,8 @@
  * `@peculiar/x509` (with the `reflect-metadata` polyfill it needs, see x509.ts) costs about 130 ms
  * to import, so it is loaded with `import()` inside the functions that build or read a CSR, never at
  * module level: importing the package stays cheap, and the server-keys path never pays for it.
- * Certificates and private keys are read with Node's own `crypto.X509Certificate` and `createPrivateKey`.
+ * Private keys are read with Node's own `createPrivateKey`; a certificate is matched to a key by walking its
+ * DER to the SubjectPublicKeyInfo and comparing bytes (see {@link certificateHoldsPublicKey}).
  */
 import {
   createPrivateKey,
@@ -13,7 +14,6 @@ import {
   KeyObject,
   webcrypto as nodeWebcrypto,
   type webcrypto,
-  X509Certificate,
 } from 'node:crypto';
 import { InvalidArgumentError } from './errors.js';
 import { rememberSecret } from './redact.js';
@@ -241,38 +241,146 @@ function privateKeyObject(pem: string): KeyObject {
  * Callers turn `false` into `INVALID_RESPONSE`.
  */
 export function certificateMatchesPrivateKey(certificatePem: string, privateKeyPem: string): boolean {
+  const publicKeyDer = privateKeyPublicDer(privateKeyPem);
+  return publicKeyDer !== undefined && certificateHoldsPublicKey(certificatePem, publicKeyDer);
+}
+
+/**
+ * The public half of a private key, SubjectPublicKeyInfo DER, or undefined when the key does not parse.
+ * Derive it once and check any number of certificates against it with {@link certificateHoldsPublicKey}.
+ */
+export function privateKeyPublicDer(privateKeyPem: string): Buffer | undefined {
   try {
-    if (certificatePem.length > MAX_PEM_LENGTH) return false;
-    return new X509Certificate(certificatePem).checkPrivateKey(privateKeyObject(privateKeyPem));
+    if (typeof privateKeyPem !== 'string' || privateKeyPem.length > MAX_PEM_LENGTH) return undefined;
+    return createPublicKey(privateKeyObject(privateKeyPem)).export({ type: 'spki', format: 'der' });
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /**
  * True when `certificatePem` certifies the public key inside `csrPem`. Returns false, never throws, for
- * anything that does not parse. Loads `@peculiar/x509` on first use. Callers turn `false` into
- * `INVALID_RESPONSE`.
+ * anything that does not parse. Callers turn `false` into `INVALID_RESPONSE`.
  */
 export async function certificateMatchesCsr(certificatePem: string, csrPem: string): Promise<boolean> {
-  const csrKey = await csrPublicKey(csrPem);
-  if (csrKey === undefined) return false;
-  try {
-    if (certificatePem.length > MAX_PEM_LENGTH) return false;
-    return new X509Certificate(certificatePem).publicKey.equals(csrKey);
-  } catch {
-    return false;
-  }
+  const publicKeyDer = csrPublicKeyDer(csrPem);
+  return publicKeyDer !== undefined && certificateHoldsPublicKey(certificatePem, publicKeyDer);
 }
 
-/** The public key inside a CSR, or undefined when it does not parse. Loads `@peculiar/x509` on first use. */
+/**
+ * The one check that a certificate belongs to a key: true when the SubjectPublicKeyInfo inside
+ * `certificatePem` is `publicKeyDer` (SPKI DER, as {@link privateKeyPublicDer}, {@link csrPublicKeyDer} or
+ * `KeyObject.export({ type: 'spki', format: 'der' })` give it). The certificate's DER structure is walked
+ * to its SubjectPublicKeyInfo and the bytes compared: a few microseconds, where parsing the certificate
+ * and comparing key objects with OpenSSL costs a quarter of a millisecond and, between keys of different
+ * types, leaves an error on OpenSSL's queue that breaks the next WebCrypto import in the process. A key
+ * written in another (valid) encoding, such as a compressed EC point, is compared in OpenSSL's canonical
+ * form. Returns false, never throws, for anything that does not parse.
+ */
+export function certificateHoldsPublicKey(certificatePem: string, publicKeyDer: Uint8Array): boolean {
+  const spki = spkiOf(pemBody(certificatePem, 'CERTIFICATE'), 'certificate');
+  if (spki === undefined) return false;
+  if (Buffer.compare(spki, publicKeyDer) === 0) return true;
+  const canonical = canonicalSpki(spki);
+  return canonical !== undefined && Buffer.compare(canonical, publicKeyDer) === 0;
+}
+
+/**
+ * The public key inside a CSR, SubjectPublicKeyInfo DER in OpenSSL's canonical form, or undefined when
+ * the CSR does not parse. Reads the DER structure only: the CSR's signature is not checked here (see
+ * {@link checkCsr}).
+ */
+export function csrPublicKeyDer(csrPem: string): Buffer | undefined {
+  const spki = spkiOf(pemBody(csrPem, 'CERTIFICATE REQUEST'), 'csr');
+  return spki === undefined ? undefined : canonicalSpki(spki);
+}
+
+/** The public key inside a CSR, or undefined when it does not parse. */
 export async function csrPublicKey(csrPem: string): Promise<KeyObject | undefined> {
-  if (typeof csrPem !== 'string' || csrPem.length > MAX_PEM_LENGTH) return undefined;
-  const x509 = await import('./x509.js');
+  const der = csrPublicKeyDer(csrPem);
+  return der === undefined ? undefined : createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
+
+/** `spki` re-encoded by OpenSSL (named curve, uncompressed point), or undefined when it is no key. */
+function canonicalSpki(spki: Buffer): Buffer | undefined {
   try {
-    const csr = new x509.Pkcs10CertificateRequest(csrPem);
-    return createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+    return createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({
+      type: 'spki',
+      format: 'der',
+    });
   } catch {
     return undefined;
   }
+}
+
+/** The DER inside the one PEM block labelled `label`, or undefined when the text is not exactly that. */
+function pemBody(pem: string, label: string): Buffer | undefined {
+  if (typeof pem !== 'string' || pem.length > MAX_PEM_LENGTH) return undefined;
+  const begin = `-----BEGIN ${label}-----`;
+  const end = `-----END ${label}-----`;
+  const text = pem.trim();
+  if (!text.startsWith(begin) || !text.endsWith(end)) return undefined;
+  const body = text.slice(begin.length, text.length - end.length).replace(/\s+/g, '');
+  if (body.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) return undefined;
+  return Buffer.from(body, 'base64');
+}
+
+/** One DER element: its tag, where its content starts, and where it ends. */
+interface DerElement {
+  readonly tag: number;
+  readonly start: number;
+  readonly contentStart: number;
+  readonly end: number;
+}
+
+/** Read the DER element at `offset`, inside `limit`; undefined when its header or length is malformed. */
+function derAt(der: Uint8Array, offset: number, limit: number): DerElement | undefined {
+  if (offset + 2 > limit) return undefined;
+  const tag = der[offset] ?? 0;
+  // Multi-byte tags never occur in the structures walked here.
+  if ((tag & 0x1f) === 0x1f) return undefined;
+  let length = der[offset + 1] ?? 0;
+  let contentStart = offset + 2;
+  if (length & 0x80) {
+    const bytes = length & 0x7f;
+    // Indefinite lengths are BER, not DER; four length bytes are far more than a certificate needs.
+    if (bytes === 0 || bytes > 4 || contentStart + bytes > limit) return undefined;
+    length = 0;
+    for (let i = 0; i < bytes; i++) length = length * 256 + (der[contentStart + i] ?? 0);
+    contentStart += bytes;
+  }
+  const end = contentStart + length;
+  if (end > limit) return undefined;
+  return { tag, start: offset, contentStart, end };
+}
+
+const SEQUENCE = 0x30;
+const INTEGER = 0x02;
+const EXPLICIT_0 = 0xa0;
+
+/**
+ * The SubjectPublicKeyInfo element of a certificate (RFC 5280: Certificate, TBSCertificate with an
+ * optional version, serialNumber, signature, issuer, validity, subject, then the key) or of a PKCS#10
+ * request (RFC 2986: CertificationRequest, CertificationRequestInfo with version, subject, then the key).
+ */
+function spkiOf(der: Buffer | undefined, kind: 'certificate' | 'csr'): Buffer | undefined {
+  if (der === undefined) return undefined;
+  const outer = derAt(der, 0, der.length);
+  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
+  const info = derAt(der, outer.contentStart, outer.end);
+  if (info === undefined || info.tag !== SEQUENCE) return undefined;
+  const expected =
+    kind === 'certificate'
+      ? [INTEGER, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE]
+      : [INTEGER, SEQUENCE, SEQUENCE];
+  let offset = info.contentStart;
+  let element = derAt(der, offset, info.end);
+  if (kind === 'certificate' && element?.tag === EXPLICIT_0) element = derAt(der, element.end, info.end);
+  for (const [index, tag] of expected.entries()) {
+    if (element === undefined || element.tag !== tag) return undefined;
+    if (index === expected.length - 1) break;
+    offset = element.end;
+    element = derAt(der, offset, info.end);
+  }
+  return element === undefined ? undefined : der.subarray(element.start, element.end);
 }

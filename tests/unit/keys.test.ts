@@ -284,3 +284,33 @@ describe('checkCsr', () => {
     await rejection(get(certificates, 'ec-p256'));
   });
 });
+
+describe('the certificate check leaves OpenSSL clean', () => {
+  /** A fresh EC P-256 private key imported through WebCrypto: fails when a stale OpenSSL error is queued. */
+  async function importEcKey(): Promise<void> {
+    const fresh = await generateKeyPair('ec-p256');
+    const der = createPrivateKey(fresh.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+    const key = await webcrypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+    ]);
+    expect(key.type).toBe('private');
+  }
+
+  it('an RSA certificate checked against an EC CSR, then a WebCrypto importKey, succeeds', async () => {
+    expect(await certificateMatchesCsr(get(certificates, 'rsa-2048'), get(csrs, 'ec-p256'))).toBe(false);
+    await importEcKey();
+    expect(await certificateMatchesCsr(get(certificates, 'ec-p384'), get(csrs, 'rsa-3072'))).toBe(false);
+    await importEcKey();
+  });
+
+  it('an RSA certificate checked against an EC private key, then a WebCrypto importKey, succeeds', async () => {
+    expect(
+      certificateMatchesPrivateKey(get(certificates, 'rsa-2048'), get(pairs, 'ec-p256').privateKeyPem),
+    ).toBe(false);
+    await importEcKey();
+    expect(
+      certificateMatchesPrivateKey(get(certificates, 'ec-p256'), get(pairs, 'rsa-2048').privateKeyPem),
+    ).toBe(false);
+    await importEcKey();
+  });
+});
