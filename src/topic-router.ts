@@ -381,7 +381,7 @@ export class TopicRouter {
       sent = Promise.reject(error);
     }
     const done = sent.then(
-      () => undefined,
+      (unsuback) => warnOnRefusal(unsuback, topics),
       () => undefined,
     );
     return this.#transport.connected ? bounded(done, RELEASE_TIMEOUT_MS) : Promise.resolve();
@@ -408,6 +408,29 @@ export class TopicRouter {
       this.#listening = false;
     }
   }
+}
+
+/**
+ * An MQTT 5 UNSUBACK may refuse a topic (reason code 0x80 or more). Nobody waits for an UNSUBSCRIBE, so
+ * a refusal becomes a process warning (code `FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED`): the broker still
+ * holds the subscription. "No subscription existed" (0x11) is not a refusal.
+ */
+function warnOnRefusal(unsuback: unknown, topics: readonly string[]): void {
+  if (typeof unsuback !== 'object' || unsuback === null || !('granted' in unsuback)) return;
+  const codes = unsuback.granted;
+  if (!Array.isArray(codes)) return;
+  const refused = topics.flatMap((topic, i) => {
+    const code: unknown = codes[i];
+    return typeof code === 'number' && code >= 0x80 ? [`${topic} (reason code 0x${code.toString(16)})`] : [];
+  });
+  if (refused.length === 0) return;
+  process.emitWarning(
+    `The broker refused to unsubscribe ${refused.join(', ')}: it still holds the subscription.`,
+    {
+      type: 'FleetProvisioningWarning',
+      code: 'FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED',
+    },
+  );
 }
 
 /** `promise`, or undefined after `ms`, whichever comes first; the timer never outlives it. */

@@ -380,6 +380,34 @@ describe('every wait is bounded', () => {
   }, 15_000);
 });
 
+describe('an UNSUBACK that refuses', () => {
+  it('is reported as a process warning naming the topics, with its reason code', async () => {
+    const fake = new FrpFake();
+    fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
+    const client = new FleetProvisioningClient(fake);
+    await client.createKeysAndCertificate();
+    // An MQTT 5 UNSUBACK: 0x87 "not authorized" for the first topic, 0x11 "no subscription existed" next.
+    fake.unsubscribeAsync = async () => ({ cmd: 'unsuback', granted: [0x87, 0x11] });
+    // Jest's sandboxed `process` does not see the real one's 'warning' events: catch the call itself.
+    const warnings: { message: string; code: unknown }[] = [];
+    const emitWarning = process.emitWarning;
+    process.emitWarning = ((message: string, options?: { code?: string }) => {
+      warnings.push({ message, code: options?.code });
+    }) as typeof process.emitWarning;
+    try {
+      await client.close();
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+    expect(warnings).toEqual([
+      {
+        code: 'FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED',
+        message: expect.stringContaining(`${T.keys.accepted} (reason code 0x87)`),
+      },
+    ]);
+  });
+});
+
 describe('releasing and holding a topic again in one turn', () => {
   it('never sends an UNSUBSCRIBE after the new SUBSCRIBE', async () => {
     const fake = new FrpFake();
