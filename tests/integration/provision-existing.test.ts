@@ -252,6 +252,23 @@ describe('waits that must end', () => {
     expect(client.connected).toBe(true);
   });
 
+  it('provisions twice in a row on one handed-in client, although the first UNSUBACK is still owed', async () => {
+    // aedes may handle an UNSUBSCRIBE after a SUBSCRIBE that followed it: the second call's SUBSCRIBE
+    // must wait for the first call's UNSUBACK, or its subscription is undone and its answers never come.
+    const client = await connectClient(other.url);
+    cleanups.push(() => client.endAsync(true));
+    for (const serial of ['SN-back-to-back-1', 'SN-back-to-back-2', 'SN-back-to-back-3']) {
+      const device = await provision({
+        client,
+        templateName: 'DemoTemplate',
+        parameters: { SerialNumber: serial },
+        timeoutMs: 5_000,
+        retry: false,
+      });
+      expect(device.thingName).toContain(serial);
+    }
+  });
+
   it('retries over a fresh connection when the first goes half-open during RegisterThing', async () => {
     // The RegisterThing request vanishes and the connection stays "up": no answer, no close, no error.
     const proxy = await packetProxy(other, {
