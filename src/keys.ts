@@ -252,10 +252,106 @@ export function certificateMatchesPrivateKey(certificatePem: string, privateKeyP
 export function privateKeyPublicDer(privateKeyPem: string): Buffer | undefined {
   try {
     if (typeof privateKeyPem !== 'string' || privateKeyPem.length > MAX_PEM_LENGTH) return undefined;
+    const match = PLAIN_KEY_PEM.exec(privateKeyPem.trim());
+    if (match !== null && match[1] === match[3]) {
+      const der = Buffer.from(match[2] ?? '', 'base64');
+      const read =
+        match[1] === 'RSA ' ? rsaPublicDer(der) : match[1] === 'EC ' ? ecPublicDer(der) : pkcs8PublicDer(der);
+      if (read !== undefined) return read;
+    }
     return createPublicKey(privateKeyObject(privateKeyPem)).export({ type: 'spki', format: 'der' });
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The public half of a private key, read from its DER without OpenSSL: an RSA key (PKCS#1) carries its
+ * modulus and exponent, an EC key (SEC1) its curve and public point. OpenSSL's own key comparison looks
+ * at exactly these. Parsing the key with OpenSSL instead costs about 0.3 ms for RSA 2048, on the path
+ * between the certificate and RegisterThing. Undefined when the DER is not that structure in full, or
+ * holds what this reader does not handle (then OpenSSL decides).
+ */
+function rsaPublicDer(der: Buffer): Buffer | undefined {
+  // RSAPrivateKey ::= SEQUENCE { version 0, n, e, d, p, q, dp, dq, qinv } (RFC 8017), two-prime only.
+  const outer = derAt(der, 0, der.length);
+  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
+  const fields: DerElement[] = [];
+  for (let at = outer.contentStart; at < outer.end; ) {
+    const field = derAt(der, at, outer.end);
+    if (field === undefined || field.tag !== INTEGER || field.end === field.contentStart) return undefined;
+    fields.push(field);
+    at = field.end;
+  }
+  const [version, n, e] = fields;
+  if (fields.length !== 9 || version === undefined || n === undefined || e === undefined) return undefined;
+  if (version.end - version.contentStart !== 1 || der[version.contentStart] !== 0) return undefined;
+  const key = derTlv(SEQUENCE, der.subarray(n.start, e.end));
+  return derTlv(SEQUENCE, RSA_ALGORITHM, derTlv(BIT_STRING, Buffer.of(0), key));
+}
+
+function ecPublicDer(der: Buffer, curveFromPkcs8?: Buffer): Buffer | undefined {
+  // ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING, [0] curve OID, [1] public key } (RFC 5915).
+  const outer = derAt(der, 0, der.length);
+  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
+  const version = derAt(der, outer.contentStart, outer.end);
+  if (version?.tag !== INTEGER || version.end - version.contentStart !== 1 || der[version.contentStart] !== 1)
+    return undefined;
+  const secret = derAt(der, version.end, outer.end);
+  if (secret?.tag !== OCTET_STRING) return undefined;
+  let next = derAt(der, secret.end, outer.end);
+  let curve = curveFromPkcs8;
+  if (next?.tag === EXPLICIT_0) {
+    const oid = derAt(der, next.contentStart, next.end);
+    if (oid?.tag !== OID || oid.end !== next.end) return undefined;
+    const named = der.subarray(oid.start, oid.end);
+    if (curve !== undefined && Buffer.compare(curve, named) !== 0) return undefined;
+    curve = named;
+    next = derAt(der, next.end, outer.end);
+  }
+  if (next?.tag !== EXPLICIT_1 || next.end !== outer.end || curve === undefined) return undefined;
+  const point = derAt(der, next.contentStart, next.end);
+  // An uncompressed point (0x04), as OpenSSL writes it; anything else is left to OpenSSL.
+  if (point?.tag !== BIT_STRING || point.end !== next.end || der[point.contentStart] !== 0) return undefined;
+  if (der[point.contentStart + 1] !== 0x04) return undefined;
+  return derTlv(SEQUENCE, derTlv(SEQUENCE, EC_PUBLIC_KEY_OID, curve), der.subarray(point.start, point.end));
+}
+
+function pkcs8PublicDer(der: Buffer): Buffer | undefined {
+  // PrivateKeyInfo ::= SEQUENCE { version 0, AlgorithmIdentifier, privateKey OCTET STRING, ... } (RFC 5208).
+  const outer = derAt(der, 0, der.length);
+  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
+  const version = derAt(der, outer.contentStart, outer.end);
+  if (version?.tag !== INTEGER || version.end - version.contentStart !== 1 || der[version.contentStart] !== 0)
+    return undefined;
+  const algorithm = derAt(der, version.end, outer.end);
+  if (algorithm?.tag !== SEQUENCE) return undefined;
+  const key = derAt(der, algorithm.end, outer.end);
+  // Attributes after the key are allowed by the format but never written by Node or OpenSSL.
+  if (key?.tag !== OCTET_STRING || key.end !== outer.end) return undefined;
+  const inner = der.subarray(key.contentStart, key.end);
+  const identifier = der.subarray(algorithm.start, algorithm.end);
+  if (Buffer.compare(identifier, RSA_ALGORITHM) === 0) return rsaPublicDer(inner);
+  const oid = derAt(der, algorithm.contentStart, algorithm.end);
+  if (oid === undefined || Buffer.compare(der.subarray(oid.start, oid.end), EC_PUBLIC_KEY_OID) !== 0)
+    return undefined;
+  const curve = derAt(der, oid.end, algorithm.end);
+  if (curve?.tag !== OID || curve.end !== algorithm.end) return undefined;
+  return ecPublicDer(inner, der.subarray(curve.start, curve.end));
+}
+
+/** A DER element of `tag` around `parts`. */
+function derTlv(tag: number, ...parts: Uint8Array[]): Buffer {
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  const header =
+    length < 0x80
+      ? [tag, length]
+      : length < 0x100
+        ? [tag, 0x81, length]
+        : length < 0x10000
+          ? [tag, 0x82, length >> 8, length & 0xff]
+          : [tag, 0x83, length >> 16, (length >> 8) & 0xff, length & 0xff];
+  return Buffer.concat([Buffer.from(header), ...parts]);
 }
 
 /**
@@ -356,7 +452,15 @@ function derAt(der: Uint8Array, offset: number, limit: number): DerElement | und
 
 const SEQUENCE = 0x30;
 const INTEGER = 0x02;
+const BIT_STRING = 0x03;
+const OCTET_STRING = 0x04;
+const OID = 0x06;
 const EXPLICIT_0 = 0xa0;
+const EXPLICIT_1 = 0xa1;
+/** AlgorithmIdentifier { rsaEncryption, NULL }, as certificates and OpenSSL write it. */
+const RSA_ALGORITHM = Buffer.from('300d06092a864886f70d0101010500', 'hex');
+/** The OID id-ecPublicKey (1.2.840.10045.2.1), whole element. */
+const EC_PUBLIC_KEY_OID = Buffer.from('06072a8648ce3d0201', 'hex');
 
 /**
  * The SubjectPublicKeyInfo element of a certificate (RFC 5280: Certificate, TBSCertificate with an

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { FleetProvisioningError, InvalidArgumentError } from '../../src/errors.js';
 import {
@@ -12,6 +12,7 @@ import {
   generateKeyPair,
   KEY_TYPES,
   type KeyType,
+  privateKeyPublicDer,
 } from '../../src/keys.js';
 import * as x509 from '../../src/x509.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
@@ -312,5 +313,43 @@ describe('the certificate check leaves OpenSSL clean', () => {
       certificateMatchesPrivateKey(get(certificates, 'ec-p256'), get(pairs, 'rsa-2048').privateKeyPem),
     ).toBe(false);
     await importEcKey();
+  });
+});
+
+describe('privateKeyPublicDer', () => {
+  it.each(KEY_TYPES)('gives the public key OpenSSL derives from a %s key, in every PEM format', (type) => {
+    const key = createPrivateKey(get(pairs, type).privateKeyPem);
+    const expected = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    const formats = type.startsWith('rsa') ? (['pkcs8', 'pkcs1'] as const) : (['pkcs8', 'sec1'] as const);
+    for (const format of formats) {
+      const pem = key.export({ type: format, format: 'pem' }).toString();
+      expect(privateKeyPublicDer(pem)?.toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
+  it('reads an EC P-521 key and an Ed25519 key through OpenSSL when it cannot read them itself', () => {
+    for (const key of [
+      generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey,
+      generateKeyPairSync('ed25519').privateKey,
+    ]) {
+      const expected = createPublicKey(key).export({ type: 'spki', format: 'der' });
+      const pem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+      expect(privateKeyPublicDer(pem)?.toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
+  it('is undefined for a key whose DER was cut or altered, and for a public key', () => {
+    const der = createPrivateKey(get(pairs, 'rsa-2048').privateKeyPem).export({
+      type: 'pkcs1',
+      format: 'der',
+    });
+    const pem = (body: Buffer) =>
+      `-----BEGIN RSA PRIVATE KEY-----\n${body.toString('base64')}\n-----END RSA PRIVATE KEY-----\n`;
+    expect(privateKeyPublicDer(pem(der))).toBeDefined();
+    expect(privateKeyPublicDer(pem(der.subarray(0, der.length - 20)))).toBeUndefined();
+    const altered = Buffer.from(der);
+    altered[1] = 0x83; // a length field that runs past the end
+    expect(privateKeyPublicDer(pem(altered))).toBeUndefined();
+    expect(privateKeyPublicDer(get(pairs, 'rsa-2048').publicKeyPem)).toBeUndefined();
   });
 });
