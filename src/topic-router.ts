@@ -431,7 +431,7 @@ export class TopicRouter {
 
 /**
  * An MQTT 5 UNSUBACK may refuse a topic (reason code 0x80 or more). Nobody waits for an UNSUBSCRIBE, so
- * a refusal becomes a process warning (code `FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED`): the broker still
+ * a refusal becomes a process warning (code `FLEET_PROVISION_UNSUBSCRIBE_REFUSED`): the broker still
  * holds the subscription. "No subscription existed" (0x11) is not a refusal.
  */
 function warnOnRefusal(unsuback: unknown, topics: readonly string[]): void {
@@ -447,7 +447,7 @@ function warnOnRefusal(unsuback: unknown, topics: readonly string[]): void {
     `The broker refused to unsubscribe ${refused.join(', ')}: it still holds the subscription.`,
     {
       type: 'FleetProvisioningWarning',
-      code: 'FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED',
+      code: 'FLEET_PROVISION_UNSUBSCRIBE_REFUSED',
     },
   );
 }

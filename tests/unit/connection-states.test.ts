@@ -401,7 +401,7 @@ describe('an UNSUBACK that refuses', () => {
     }
     expect(warnings).toEqual([
       {
-        code: 'FLEET_PROVISIONING_UNSUBSCRIBE_REFUSED',
+        code: 'FLEET_PROVISION_UNSUBSCRIBE_REFUSED',
         message: expect.stringContaining(`${T.keys.accepted} (reason code 0x87)`),
       },
     ]);
