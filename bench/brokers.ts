@@ -52,14 +52,14 @@ let nextId = 0;
  * An mqtt.js client on a socket with TCP_NODELAY, connected (CONNACK received): the way a user hands
  * the library a fast client (see docs/performance.md).
  */
-export async function connectFast(port: number): Promise<MqttClient> {
+export async function connectFast(port: number, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   const client = new MqttClient(
     () => {
       const socket = netConnect({ host: '127.0.0.1', port });
       socket.setNoDelay(true);
       return socket;
     },
-    { clientId: `bench-${process.pid}-${nextId++}`, protocolVersion: 4, clean: true, reconnectPeriod: 0 },
+    { clientId: `bench-${process.pid}-${nextId++}`, protocolVersion, clean: true, reconnectPeriod: 0 },
   );
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());

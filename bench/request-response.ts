@@ -9,13 +9,14 @@
  * SUBSCRIBE, two requests and UNSUBSCRIBE (provision() also checks the certificate against the key).
  */
 import { createPrivateKey } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../src/client/fleet-provisioning-client.js';
 import { generateKeyPair } from '../src/device/keys.js';
-import { provision } from '../src/provision/provision.js';
 import { topics } from '../src/protocol/topics.js';
+import { provision } from '../src/provision/provision.js';
 import { issueCertificate, makeCa } from '../tests/helpers/x509.js';
 import { type BenchBroker, connectFast, startBenchAedes, startBenchMosquitto } from './brokers.js';
 import { renderChart } from './chart.js';
@@ -45,9 +46,22 @@ async function realKeysAnswer(): Promise<Buffer> {
 const KEYS_ANSWER = await realKeysAnswer();
 const REGISTER_ANSWER = Buffer.from(JSON.stringify({ thingName: 'bench-thing', deviceConfiguration: {} }));
 
+const ID_AT = KEYS_ANSWER.indexOf('f'.repeat(64));
+let issued = 0;
+
+/**
+ * The canned key answer with a certificate id of its own, as AWS's are: the client takes an answer that
+ * repeats a certificate id it already delivered for a duplicate.
+ */
+function keysAnswer(): Buffer {
+  const payload = Buffer.from(KEYS_ANSWER);
+  payload.write((issued++).toString(16).padStart(16, '0'), ID_AT, 'latin1');
+  return payload;
+}
+
 /** The service's canned answers. */
 function answerFor(topic: string): { topic: string; payload: Buffer } | undefined {
-  if (topic === KEYS.request) return { topic: KEYS.accepted, payload: KEYS_ANSWER };
+  if (topic === KEYS.request) return { topic: KEYS.accepted, payload: keysAnswer() };
   if (topic === REGISTER.request) return { topic: REGISTER.accepted, payload: REGISTER_ANSWER };
   return undefined;
 }
@@ -110,48 +124,123 @@ async function libraryFlow(client: FleetProvisioningClient, prepare: boolean): P
   });
 }
 
+/** Milliseconds per step of one flow, by step name (subscribe, CreateKeys…, RegisterThing, finish). */
+type Steps = Map<string, number[]>;
+
+function addStep(steps: Steps, name: string, ms: number): void {
+  const list = steps.get(name);
+  if (list === undefined) steps.set(name, [ms]);
+  else list.push(ms);
+}
+
 /**
- * provision() on a connection handed in: it subscribes both pairs in one SUBSCRIBE, runs both calls,
- * checks the certificate against the key, and unsubscribes when done.
+ * provision() on a connection handed in: one SUBSCRIBE for both pairs, both calls, the certificate checked
+ * against the key, the UNSUBSCRIBE sent (not waited for). Steps from its progress events.
  */
-async function provisionFlow(mqtt: MqttClient): Promise<void> {
+async function provisionFlow(mqtt: MqttClient, steps?: Steps): Promise<number> {
+  const start = performance.now();
+  let last = start;
+  const mark = (name: string) => {
+    const now = performance.now();
+    if (steps !== undefined) addStep(steps, name, now - last);
+    last = now;
+  };
   await provision({
     client: mqtt,
     templateName: TEMPLATE,
     parameters: { SerialNumber: 'SN' },
     retry: false,
+    onProgress: (event) => {
+      if (event.step === 'subscribed') mark('SUBSCRIBE');
+      else if (event.step === 'certificate') mark('CreateKeysAndCertificate + key check');
+      else if (event.step === 'registered') mark('RegisterThing');
+    },
   });
+  mark('finish (UNSUBSCRIBE sent, result built)');
+  return last - start;
 }
 
-/** The hand-written flow doing the same work as provisionFlow: subscribe, both calls, unsubscribe. */
-async function handWrittenWithUnsubscribe(mqtt: MqttClient): Promise<void> {
-  await handWrittenFlow(mqtt, true);
+/**
+ * The hand-written cold flow on a connection with nothing subscribed: one SUBSCRIBE with the four
+ * filters, then both requests (timed); then, untimed, the UNSUBSCRIBE that leaves the connection as it
+ * found it.
+ */
+async function handWrittenCold(mqtt: MqttClient, steps?: Steps): Promise<number> {
+  const start = performance.now();
+  let last = start;
+  const mark = (name: string) => {
+    const now = performance.now();
+    if (steps !== undefined) addStep(steps, name, now - last);
+    last = now;
+  };
+  await mqtt.subscribeAsync(FILTERS, { qos: 1 });
+  mark('SUBSCRIBE');
+  const keysAnswer = answerOn(mqtt, KEYS.accepted, KEYS.rejected);
+  await mqtt.publishAsync(KEYS.request, Buffer.from('{}'), { qos: 1 });
+  const keys: unknown = JSON.parse((await keysAnswer).toString());
+  mark('CreateKeysAndCertificate + key check');
+  const token =
+    typeof keys === 'object' && keys !== null ? Reflect.get(keys, 'certificateOwnershipToken') : undefined;
+  const thingAnswer = answerOn(mqtt, REGISTER.accepted, REGISTER.rejected);
+  await mqtt.publishAsync(
+    REGISTER.request,
+    Buffer.from(JSON.stringify({ certificateOwnershipToken: token, parameters: { SerialNumber: 'SN' } })),
+    { qos: 1 },
+  );
+  JSON.parse((await thingAnswer).toString());
+  mark('RegisterThing');
+  mark('finish (UNSUBSCRIBE sent, result built)');
+  const elapsed = last - start;
   await mqtt.unsubscribeAsync(FILTERS);
+  return elapsed;
 }
 
-/** provision() against the hand-written flow on one long-lived connection each, alternating. */
-async function provisionCase(port: number, n: number): Promise<{ lib: number[]; hand: number[] }> {
-  const lib: number[] = [];
-  const hand: number[] = [];
-  const ours = await connectFast(port);
-  const theirs = await connectFast(port);
+interface Samples {
+  lib: number[];
+  hand: number[];
+  libSteps?: Steps;
+  handSteps?: Steps;
+}
+
+/** provision({ client }) against the hand-written cold flow, one long-lived connection each, alternating. */
+async function provisionCase(port: number, protocol: 4 | 5, n: number): Promise<Samples> {
+  const result = { lib: [] as number[], hand: [] as number[], libSteps: new Map(), handSteps: new Map() };
+  const ours = await connectFast(port, protocol);
+  const theirs = await connectFast(port, protocol);
   for (let i = 0; i < n; i++) {
-    let start = performance.now();
-    await provisionFlow(ours);
-    lib.push(performance.now() - start);
-    start = performance.now();
-    await handWrittenWithUnsubscribe(theirs);
-    hand.push(performance.now() - start);
+    result.lib.push(await provisionFlow(ours, result.libSteps));
+    result.hand.push(await handWrittenCold(theirs, result.handSteps));
   }
   await Promise.all([ours.endAsync(true), theirs.endAsync(true)]);
+  return result;
+}
+
+/**
+ * 100 devices at once, each on its own connection (connected before the clock starts): provision({ client })
+ * against the hand-written cold flow, `rounds` times, alternating.
+ */
+async function hundredDevices(port: number, protocol: 4 | 5, rounds: number): Promise<Samples> {
+  const lib: number[] = [];
+  const hand: number[] = [];
+  const width = 100;
+  for (let r = 0; r < rounds; r++) {
+    for (const [samples, flow] of [
+      [lib, provisionFlow],
+      [hand, handWrittenCold],
+    ] as const) {
+      const clients = await Promise.all(Array.from({ length: width }, () => connectFast(port, protocol)));
+      samples.push(...(await Promise.all(clients.map((c) => flow(c)))));
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+    }
+  }
   return { lib, hand };
 }
 
 type Flow = 'library' | 'hand-written';
 
 /** One timed flow. Cold: a new connection (not timed) and nothing subscribed. */
-async function coldOnce(port: number, flow: Flow): Promise<number> {
-  const mqtt = await connectFast(port);
+async function coldOnce(port: number, flow: Flow, protocol: 4 | 5): Promise<number> {
+  const mqtt = await connectFast(port, protocol);
   const start = performance.now();
   if (flow === 'library') {
     const client = new FleetProvisioningClient(mqtt);
@@ -172,8 +261,8 @@ interface Warm {
   close(): Promise<void>;
 }
 
-async function warmSession(port: number, flow: Flow): Promise<Warm> {
-  const mqtt = await connectFast(port);
+async function warmSession(port: number, flow: Flow, protocol: 4 | 5): Promise<Warm> {
+  const mqtt = await connectFast(port, protocol);
   if (flow === 'library') {
     const client = new FleetProvisioningClient(mqtt);
     await libraryFlow(client, true);
@@ -205,25 +294,19 @@ function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-interface Row {
+interface Row extends Samples {
   broker: string;
   mode: string;
-  lib: number[];
-  hand: number[];
 }
 
 /** Sequential: alternate library and hand-written runs so drift hits both alike. */
-async function sequential(
-  port: number,
-  cold: boolean,
-  n: number,
-): Promise<{ lib: number[]; hand: number[] }> {
+async function sequential(port: number, protocol: 4 | 5, cold: boolean, n: number): Promise<Samples> {
   const lib: number[] = [];
   const hand: number[] = [];
   if (cold) {
     for (let i = 0; i < n; i++) {
-      lib.push(await coldOnce(port, 'library'));
-      hand.push(await coldOnce(port, 'hand-written'));
+      lib.push(await coldOnce(port, 'library', protocol));
+      hand.push(await coldOnce(port, 'hand-written', protocol));
     }
     return { lib, hand };
   }
@@ -234,7 +317,7 @@ async function sequential(
       ['library', lib],
       ['hand-written', hand],
     ] as const) {
-      const session = await warmSession(port, flow);
+      const session = await warmSession(port, flow, protocol);
       for (let i = 0; i < block; i++) samples.push(await session.run());
       await session.close();
     }
@@ -242,90 +325,156 @@ async function sequential(
   return { lib, hand };
 }
 
-/** 100 connections at once, each running one flow; `rounds` times, alternating. */
-async function concurrent(
-  port: number,
-  cold: boolean,
-  rounds: number,
-): Promise<{ lib: number[]; hand: number[] }> {
-  const lib: number[] = [];
-  const hand: number[] = [];
-  const width = 100;
-  if (cold) {
-    for (let r = 0; r < rounds; r++) {
-      lib.push(...(await Promise.all(Array.from({ length: width }, () => coldOnce(port, 'library')))));
-      hand.push(...(await Promise.all(Array.from({ length: width }, () => coldOnce(port, 'hand-written')))));
-    }
-    return { lib, hand };
-  }
-  const libs = await Promise.all(Array.from({ length: width }, () => warmSession(port, 'library')));
-  const hands = await Promise.all(Array.from({ length: width }, () => warmSession(port, 'hand-written')));
-  for (let r = 0; r < rounds; r++) {
-    lib.push(...(await Promise.all(libs.map((s) => s.run()))));
-    hand.push(...(await Promise.all(hands.map((s) => s.run()))));
-  }
-  await Promise.all([...libs, ...hands].map((s) => s.close()));
-  return { lib, hand };
+/** The cases, in the order of the docs' table. */
+const CASES = {
+  provision: 'provision({ client }), cold',
+  warm: 'FleetProvisioningClient, warm',
+  hundred: '100 devices at once, cold',
+} as const;
+
+async function benchBroker(broker: BenchBroker, protocol: 4 | 5, rows: Row[]): Promise<void> {
+  const name = `${broker.name} ${protocol === 5 ? 'MQTT 5' : 'MQTT 3.1.1'}`;
+  const add = (mode: string, r: Samples) => {
+    rows.push({ broker: name, mode, ...r });
+    console.error(`${name}: ${mode} done`);
+  };
+  const scale = Number(process.env.BENCH_SCALE ?? 1);
+  const n = (count: number) => Math.max(10, Math.round(count * scale));
+  // Warm up the JIT and the broker on both paths before measuring.
+  await provisionCase(broker.port, protocol, n(100));
+  await sequential(broker.port, protocol, false, 200);
+  add(CASES.provision, await provisionCase(broker.port, protocol, n(1000)));
+  add(CASES.warm, await sequential(broker.port, protocol, false, n(2000)));
+  add(CASES.hundred, await hundredDevices(broker.port, protocol, Math.max(1, Math.round(5 * scale))));
 }
 
-async function benchBroker(broker: BenchBroker, rows: Row[], concurrency: boolean): Promise<void> {
-  const responder = concurrency ? undefined : await startResponder(broker.port);
-  try {
-    // Warm up the JIT and the broker on both paths before measuring.
-    await sequential(broker.port, true, 30);
-    await sequential(broker.port, false, 200);
-    const add = (mode: string, r: { lib: number[]; hand: number[] }) =>
-      rows.push({ broker: broker.name, mode, ...r });
-    add('cold, sequential', await sequential(broker.port, true, 300));
-    add('warm, sequential', await sequential(broker.port, false, 2000));
-    if (concurrency) {
-      // Both connections stay subscribed-free between flows, so a plain broker would still fan out
-      // answers: provision() is measured where the broker answers only the asker.
-      await provisionCase(broker.port, 50);
-      add('provision(), client in', await provisionCase(broker.port, 500));
-      add('cold, 100 connections', await concurrent(broker.port, true, 5));
-      add('warm, 100 connections', await concurrent(broker.port, false, 20));
-    }
-  } finally {
-    await responder?.endAsync(true);
-    await broker.close();
-  }
+const ms = (v: number) => (v < 10 ? v.toFixed(3) : v.toFixed(1));
+
+function figures(row: Row): { lp50: number; lp99: number; hp50: number; hp99: number } {
+  return {
+    lp50: percentile(row.lib, 50),
+    lp99: percentile(row.lib, 99),
+    hp50: percentile(row.hand, 50),
+    hp99: percentile(row.hand, 99),
+  };
 }
 
 function print(rows: Row[]): void {
-  const ms = (v: number) => v.toFixed(3).padStart(8);
-  const header = `${'broker'.padEnd(20)} ${'mode'.padEnd(24)} ${'library p50'.padStart(11)} ${'p99'.padStart(8)}  ${'hand p50'.padStart(8)} ${'p99'.padStart(8)}  ${'ratio p50'.padStart(9)} ${'ratio p99'.padStart(9)}`;
+  const header = `${'broker'.padEnd(28)} ${'case'.padEnd(32)} ${'ours p50'.padStart(9)} ${'p99'.padStart(8)}  ${'hand p50'.padStart(8)} ${'p99'.padStart(8)}  ${'p50 ratio'.padStart(9)} ${'p99 ratio'.padStart(9)}`;
   console.log(`\nCreateKeysAndCertificate → RegisterThing, milliseconds (Node ${process.version})\n`);
   console.log(header);
   console.log('-'.repeat(header.length));
   for (const row of rows) {
-    const lp50 = percentile(row.lib, 50);
-    const hp50 = percentile(row.hand, 50);
-    const lp99 = percentile(row.lib, 99);
-    const hp99 = percentile(row.hand, 99);
+    const { lp50, lp99, hp50, hp99 } = figures(row);
     console.log(
-      `${row.broker.padEnd(20)} ${row.mode.padEnd(24)} ${ms(lp50).padStart(11)} ${ms(lp99)}  ${ms(hp50)} ${ms(hp99)}  ${(lp50 / hp50).toFixed(2).padStart(8)}× ${(lp99 / hp99).toFixed(2).padStart(8)}×`,
+      `${row.broker.padEnd(28)} ${row.mode.padEnd(32)} ${ms(lp50).padStart(9)} ${ms(lp99).padStart(8)}  ${ms(hp50).padStart(8)} ${ms(hp99).padStart(8)}  ${(lp50 / hp50).toFixed(2).padStart(8)}× ${(lp99 / hp99).toFixed(2).padStart(8)}×`,
     );
   }
-  console.log(`\nsamples per cell: ${rows.map((r) => r.lib.length).join(', ')}`);
+  console.log(
+    `\nsamples per cell: ${rows.map((r) => r.lib.length).join(', ')}; targets: p50 ratio ≤ 1.10, p99 ≤ 1.25`,
+  );
+  for (const row of rows) {
+    if (row.libSteps === undefined || row.handSteps === undefined) continue;
+    console.log(`\nsteps of ${row.mode} on ${row.broker} (p50, ms): ours / hand-written`);
+    for (const [step, lib] of row.libSteps) {
+      const hand = row.handSteps.get(step) ?? [];
+      console.log(
+        `  ${step.padEnd(42)} ${ms(percentile(lib, 50)).padStart(8)} / ${ms(percentile(hand, 50))}`,
+      );
+    }
+  }
+}
+
+/** The machine the figures come from, and how busy it was. */
+function machine(loadBefore: number[]): string {
+  const cpus = os.cpus();
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
+  return (
+    `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
+    `${os.type()} ${os.release()}, Node ${process.version}; load average ${load(loadBefore)} before the run, ` +
+    `${load(os.loadavg())} after`
+  );
+}
+
+/** Replace the table between the bench markers in docs/performance.md with this run's figures. */
+async function record(rows: Row[], about: string): Promise<void> {
+  const file = new URL('../../docs/performance.md', import.meta.url);
+  const doc = await readFile(file, 'utf8');
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const from = doc.indexOf(begin);
+  const to = doc.indexOf(end);
+  if (from < 0 || to < from) {
+    console.log('docs/performance.md has no bench markers: figures not recorded');
+    return;
+  }
+  const lines = [
+    begin,
+    '',
+    `Last \`npm run bench\` (${new Date().toISOString().slice(0, 10)}): ${about}. Milliseconds; ratio = ours / hand-written (target: p50 ≤ 1.10, p99 ≤ 1.25).`,
+    '',
+    '| broker | case | ours p50 | p99 | hand-written p50 | p99 | p50 ratio | p99 ratio |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((row) => {
+      const { lp50, lp99, hp50, hp99 } = figures(row);
+      return `| ${row.broker} | ${row.mode} | ${ms(lp50)} | ${ms(lp99)} | ${ms(hp50)} | ${ms(hp99)} | ${(lp50 / hp50).toFixed(2)}× | ${(lp99 / hp99).toFixed(2)}× |`;
+    }),
+    '',
+  ];
+  const stepRows = rows.filter((r) => r.libSteps !== undefined && r.handSteps !== undefined);
+  if (stepRows.length > 0) {
+    lines.push(
+      'Per step of `provision({ client })`, cold (p50, ms, ours / hand-written):',
+      '',
+      `| step | ${stepRows.map((r) => r.broker).join(' | ')} |`,
+      `|---|${stepRows.map(() => '---:').join('|')}|`,
+    );
+    for (const step of stepRows[0]?.libSteps?.keys() ?? []) {
+      const cells = stepRows.map(
+        (r) =>
+          `${ms(percentile(r.libSteps?.get(step) ?? [], 50))} / ${ms(percentile(r.handSteps?.get(step) ?? [], 50))}`,
+      );
+      lines.push(`| ${step} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+  }
+  lines.push(end);
+  await writeFile(file, doc.slice(0, from) + lines.join('\n') + doc.slice(to + end.length));
+  console.log(`figures recorded in ${fileURLToPath(file)}`);
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg();
   const rows: Row[] = [];
-  // aedes answers inside the broker, to the asking client only (as AWS IoT does), so 100 connections
-  // at once are measured there; mosquitto has a responder client, whose answers every subscriber would
-  // get, so it runs the sequential cases only.
-  await benchBroker(await startBenchAedes(answerFor), rows, true);
+  // aedes answers inside the broker, to the asking client only (as AWS IoT does). mosquitto gets a
+  // responder client: on a plain broker every subscriber gets every answer, which the 100-devices case
+  // pays on both sides (each connection sees 100 answers per request).
+  const aedes = await startBenchAedes(answerFor);
   try {
-    await benchBroker(await startBenchMosquitto(), rows, false);
+    await benchBroker(aedes, 4, rows);
+  } finally {
+    await aedes.close();
+  }
+  try {
+    const mosquitto = await startBenchMosquitto();
+    const responder = await startResponder(mosquitto.port);
+    try {
+      await benchBroker(mosquitto, 4, rows);
+      await benchBroker(mosquitto, 5, rows);
+    } finally {
+      await responder.endAsync(true);
+      await mosquitto.close();
+    }
   } catch (error) {
     console.error(`mosquitto skipped: ${error instanceof Error ? error.message : String(error)}`);
   }
   print(rows);
+  const about = machine(loadBefore);
+  console.log(`\nmachine: ${about}`);
   const chart = renderChart(
-    `CreateKeysAndCertificate → RegisterThing on loopback (Node ${process.version}; log scale)`,
+    `CreateKeysAndCertificate → RegisterThing on loopback, p50 (Node ${process.version}; log scale)`,
     rows.map((r) => ({
-      label: `${r.broker.split(' ')[0]}: ${r.mode}`,
+      label: `${r.broker.split(' ')[0]} ${r.broker.includes('MQTT 5') ? 'v5' : 'v3'}: ${r.mode}`,
       library: percentile(r.lib, 50),
       handWritten: percentile(r.hand, 50),
     })),
@@ -333,6 +482,7 @@ async function main(): Promise<void> {
   const file = new URL('../../docs/performance.svg', import.meta.url);
   await writeFile(file, chart);
   console.log(`chart written to ${fileURLToPath(file)}`);
+  await record(rows, about);
 }
 
 await main();

@@ -12,8 +12,8 @@
 import { performance } from 'node:perf_hooks';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodePayload, encodePayload } from '../src/protocol/payload.js';
-import { type Simulator, startSimulator } from '../src/simulator/index.js';
 import { topics } from '../src/protocol/topics.js';
+import { type Simulator, startSimulator } from '../src/simulator/index.js';
 
 const args = process.argv.slice(2);
 const devices = Number(args.find((a) => /^\d+$/.test(a)) ?? 1000);

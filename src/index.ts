@@ -9,7 +9,17 @@
  * @packageDocumentation
  */
 
-export { MAX_PAYLOAD_BYTES } from './protocol/payload.js';
+export type {
+  FleetProvisioningClientOptions,
+  PrepareTarget,
+  RequestOptions,
+} from './client/fleet-provisioning-client.js';
+export {
+  DEFAULT_LATE_ANSWER_WINDOW_MS,
+  DEFAULT_TIMEOUT_MS,
+  FleetProvisioningClient,
+} from './client/fleet-provisioning-client.js';
+export type { RequestTransport } from './client/request-engine.js';
 export type { CredentialFiles, DeviceJson, StagedCredentials } from './device/credentials.js';
 export {
   CREDENTIAL_FILES,
@@ -17,8 +27,21 @@ export {
   readDeviceJson,
   stageCredentials,
 } from './device/credentials.js';
-export type { Endpoint } from './provision/endpoint.js';
-export { AWS_MQTT_ALPN, parseEndpoint } from './provision/endpoint.js';
+export type { CsrSummary, DeviceKeyPair, KeyType } from './device/keys.js';
+export {
+  certificateMatchesCsr,
+  certificateMatchesPrivateKey,
+  checkCsr,
+  createCsr,
+  generateKeyPair,
+  KEY_TYPES,
+} from './device/keys.js';
+export * from './device/system-facts.js';
+export type { IotIdentityClientOptions } from './identity/iot-identity-client.js';
+export { IotIdentityClient } from './identity/iot-identity-client.js';
+export type { StreamCallback, StreamSpec } from './identity/operation-stream.js';
+export { OperationStream } from './identity/operation-stream.js';
+export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './mqtt/transport.js';
 export type {
   ErrorCode,
   OperationName,
@@ -43,45 +66,10 @@ export {
   SubscribeFailedError,
   TimeoutError,
 } from './protocol/errors.js';
-export type {
-  FleetProvisioningClientOptions,
-  PrepareTarget,
-  RequestOptions,
-} from './client/fleet-provisioning-client.js';
-export {
-  DEFAULT_LATE_ANSWER_WINDOW_MS,
-  DEFAULT_TIMEOUT_MS,
-  FleetProvisioningClient,
-} from './client/fleet-provisioning-client.js';
-export type { IotIdentityClientOptions } from './identity/iot-identity-client.js';
-export { IotIdentityClient } from './identity/iot-identity-client.js';
-export type { CsrSummary, DeviceKeyPair, KeyType } from './device/keys.js';
-export {
-  certificateMatchesCsr,
-  certificateMatchesPrivateKey,
-  checkCsr,
-  createCsr,
-  generateKeyPair,
-  KEY_TYPES,
-} from './device/keys.js';
-export type { StreamCallback, StreamSpec } from './identity/operation-stream.js';
-export { OperationStream } from './identity/operation-stream.js';
 export type { OperationAccepted, OperationRequest, OperationSpec } from './protocol/operations.js';
 export { OPERATION_NAMES, operations } from './protocol/operations.js';
-export { provision } from './provision/provision.js';
-export type {
-  KeySource,
-  ProgressEvent,
-  ProvisionedDevice,
-  ProvisionOptions,
-} from './provision/types.js';
-export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision/plan.js';
+export { MAX_PAYLOAD_BYTES } from './protocol/payload.js';
 export { redact } from './protocol/redact.js';
-export type { RequestTransport } from './client/request-engine.js';
-export type { RetryOptions } from './provision/retry.js';
-export { DEFAULT_RETRY, isRetryable } from './provision/retry.js';
-export type { RotatedDevice, RotateOptions } from './provision/rotate.js';
-export { rotate } from './provision/rotate.js';
 export type {
   CreateCertificateFromCsrRequest,
   CreateCertificateFromCsrResponse,
@@ -105,7 +93,6 @@ export {
   RegisterThingResponseSchema,
   StringMapSchema,
 } from './protocol/schemas.js';
-export * from './device/system-facts.js';
 export type { OperationTopics, ParsedTopic, PayloadFormat, TopicKind } from './protocol/topics.js';
 export {
   allTopics,
@@ -115,4 +102,17 @@ export {
   TEMPLATE_NAME_PATTERN,
   topics,
 } from './protocol/topics.js';
-export type { MessageListener, MqttTransport, QoS, SubscriptionRequest } from './mqtt/transport.js';
+export type { Endpoint } from './provision/endpoint.js';
+export { AWS_MQTT_ALPN, parseEndpoint } from './provision/endpoint.js';
+export { DEFAULT_PROVISION_TIMEOUT_MS } from './provision/plan.js';
+export { provision } from './provision/provision.js';
+export type { RetryOptions } from './provision/retry.js';
+export { DEFAULT_RETRY, isRetryable } from './provision/retry.js';
+export type { RotatedDevice, RotateOptions } from './provision/rotate.js';
+export { rotate } from './provision/rotate.js';
+export type {
+  KeySource,
+  ProgressEvent,
+  ProvisionedDevice,
+  ProvisionOptions,
+} from './provision/types.js';

@@ -12,10 +12,10 @@ import {
   type PemKind,
 } from '../device/claim-credentials.js';
 import { KEY_TYPES } from '../device/keys.js';
-import type { KeySource, ProvisionOptions } from '../provision/types.js';
-import { redact, rememberSecret } from '../protocol/redact.js';
-import { envName, type FlagSpecs, type Flags } from './args.js';
 import { optional } from '../internal/optional.js';
+import { redact, rememberSecret } from '../protocol/redact.js';
+import type { KeySource, ProvisionOptions } from '../provision/types.js';
+import { envName, type FlagSpecs, type Flags } from './args.js';
 
 /** The connection and request flags. `env`: whether FLEET_PROVISION_* variables may set them. */
 export function connectionFlagSpecs(env: boolean): FlagSpecs {

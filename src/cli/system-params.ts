@@ -3,9 +3,9 @@
  * interface, certificate-id), so a factory image runs the same command on every device.
  */
 import { SYSTEM_FACT_NAMES, systemFacts } from '../device/system-facts.js';
+import { optional } from '../internal/optional.js';
 import type { FlagSpecs, Flags } from './args.js';
 import { readPem } from './provision-flags.js';
-import { optional } from '../internal/optional.js';
 
 /** The flags: repeatable `--param-from-system` and `--system-root`. */
 export const SYSTEM_PARAM_FLAGS = {

@@ -15,6 +15,8 @@
  *
  * docs/correlation.md states the guarantee and its limits.
  */
+
+import type { QoS } from '../mqtt/transport.js';
 import {
   ConnectionLostError,
   InvalidResponseError,
@@ -23,11 +25,10 @@ import {
   RejectedError,
   reasonMeaning,
 } from '../protocol/errors.js';
-import type { CallEnd, CallHandle } from './pending-call.js';
+import { readPayload } from '../protocol/payload.js';
 import { ErrorResponseSchema } from '../protocol/schemas.js';
 import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
-import type { QoS } from '../mqtt/transport.js';
-import { readPayload } from '../protocol/payload.js';
+import type { CallEnd, CallHandle } from './pending-call.js';
 
 /**
  * What reading an accepted answer decided: it settled the call; it carries another request's result

@@ -5,15 +5,16 @@
  *
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { z } from 'zod/mini';
+import { assertCsr } from '../device/csr-input.js';
+import { certificateHoldsPublicKey } from '../device/keys.js';
+import type { Timers } from '../internal/deadline.js';
+import type { QoS } from '../mqtt/transport.js';
+import { assertQos, assertSignal, assertTimeout } from '../protocol/call-options.js';
 import { ClientClosedError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
-import { assertQos, assertSignal, assertTimeout } from '../protocol/call-options.js';
-import { assertCsr } from '../device/csr-input.js';
-import type { CallHandle, CallOptions } from './pending-call.js';
 import { rememberSecret } from '../protocol/redact.js';
-import { engineFor, type PairKey, type RequestEngine, type RequestTransport } from './request-engine.js';
+import { encodeRequest } from '../protocol/requests.js';
 import type {
   CreateCertificateFromCsrRequest,
   CreateCertificateFromCsrResponse,
@@ -27,9 +28,8 @@ import {
   operationTopics,
   type PayloadFormat,
 } from '../protocol/topics.js';
-import type { QoS } from '../mqtt/transport.js';
-import { encodeRequest } from '../protocol/requests.js';
-import type { Timers } from '../internal/deadline.js';
+import type { CallHandle, CallOptions } from './pending-call.js';
+import { engineFor, type PairKey, type RequestEngine, type RequestTransport } from './request-engine.js';
 
 /** Options of {@link FleetProvisioningClient}. */
 export interface FleetProvisioningClientOptions {
@@ -169,13 +169,12 @@ export class FleetProvisioningClient {
   ): Promise<CreateCertificateFromCsrResponse> {
     // Checked in full before anything is sent: parses, signature verifies, a key AWS IoT signs.
     const summary = await assertCsr(request?.certificateSigningRequest);
-    const key = createPublicKey({ key: summary.publicKeyDer, format: 'der', type: 'spki' });
     const answer = await this.#request(
       { operation: 'CreateCertificateFromCsr', templateName: '', payload: request },
       operations.CreateCertificateFromCsr.acceptedSchema,
       options,
       {
-        check: (a) => certificateCarries(a.certificatePem, key),
+        check: (a) => certificateHoldsPublicKey(a.certificatePem, summary.publicKeyDer),
         issue: { path: 'certificatePem', problem: "does not certify the CSR's public key" },
       },
     );
@@ -310,15 +309,6 @@ export class FleetProvisioningClient {
 
   #assertOpen(): void {
     if (this.#closed !== undefined) throw new ClientClosedError('The client is closed: make a new one.');
-  }
-}
-
-/** True when the certificate certifies `key`; false for anything that does not parse. */
-function certificateCarries(certificatePem: string, key: KeyObject): boolean {
-  try {
-    return new X509Certificate(certificatePem).publicKey.equals(key);
-  } catch {
-    return false;
   }
 }
 

@@ -6,6 +6,9 @@
  * ({@link RequestEngine.failAll}) as soon as the connection drops.
  */
 import type { z } from 'zod/mini';
+import type { Timers } from '../internal/deadline.js';
+import { routerFor, type TopicLease, type TopicRouter } from '../mqtt/topic-router.js';
+import type { MessageListener, MqttTransport, QoS } from '../mqtt/transport.js';
 import {
   AbortedError,
   ConnectionLostError,
@@ -14,13 +17,10 @@ import {
   type ResponseIssue,
   SubscribeFailedError,
 } from '../protocol/errors.js';
-import { type CallHandle, PendingCall } from './pending-call.js';
-import { type AcceptVerdict, type PairDriver, type PairRequest, TopicPair } from './correlation.js';
-import { routerFor, type TopicLease, type TopicRouter } from '../mqtt/topic-router.js';
-import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
-import type { MessageListener, MqttTransport, QoS } from '../mqtt/transport.js';
 import { readPayload } from '../protocol/payload.js';
-import type { Timers } from '../internal/deadline.js';
+import type { OperationTopics, PayloadFormat } from '../protocol/topics.js';
+import { type AcceptVerdict, type PairDriver, type PairRequest, TopicPair } from './correlation.js';
+import { type CallHandle, PendingCall } from './pending-call.js';
 
 /**
  * An {@link MqttTransport} that can also take back a request it still holds. mqtt.js keeps every

@@ -6,10 +6,11 @@
  *
  * A one-line CI secret with literal `\n` sequences (how many CI systems store a PEM) is accepted.
  */
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { redact, rememberSecret } from '../protocol/redact.js';
+import { certificateHoldsPublicKey } from './keys.js';
 
 /** What each input is called in messages: option names for the library, flags or variables for the CLI. */
 export interface ClaimCredentialNames {
@@ -233,7 +234,9 @@ export function checkClaimCredentials(
   } catch {
     throw new InvalidArgumentError(`${names.certificate} is not a readable certificate: ${DAMAGED}`);
   }
-  if (!x509.checkPrivateKey(key)) {
+  // The one certificate/key check of the package, on the first certificate of the file.
+  const publicKeyDer = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  if (!certificateHoldsPublicKey(x509.toString(), publicKeyDer)) {
     throw new InvalidArgumentError(
       `${names.privateKey} does not belong to ${names.certificate}: the key is not the one the certificate ` +
         'was issued for. Use the key file that came with this claim certificate (AWS: the private.pem.key ' +

@@ -38,6 +38,9 @@ import { X509Certificate } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod/mini';
+import { optional } from '../internal/optional.js';
+import { InvalidArgumentError, PersistFailedError } from '../protocol/errors.js';
+import { StringMapSchema } from '../protocol/schemas.js';
 import {
   ensurePrivateDirectory,
   errorCode,
@@ -51,9 +54,6 @@ import {
   uniqueName,
   writeFileAtomic,
 } from './durable-files.js';
-import { InvalidArgumentError, PersistFailedError } from '../protocol/errors.js';
-import { StringMapSchema } from '../protocol/schemas.js';
-import { optional } from '../internal/optional.js';
 
 /** The file names of a credentials directory (docs/credentials.md). */
 export const CREDENTIAL_FILES = {

@@ -4,10 +4,11 @@
  * `PERSIST_FAILED` with advice. Nothing here knows the credentials layout (see credentials.ts).
  * @internal
  */
-import { withDeadline } from '../internal/deadline.js';
+
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { withDeadline } from '../internal/deadline.js';
 import { PersistFailedError, TimeoutError } from '../protocol/errors.js';
 
 /**

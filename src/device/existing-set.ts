@@ -4,9 +4,9 @@
  * made for the same endpoint, template and template parameters.
  */
 import { createHash } from 'node:crypto';
+import { optional } from '../internal/optional.js';
 import { readCurrentCredentials } from './credentials.js';
 import { certificateMatchesCsr, certificateMatchesPrivateKey } from './keys.js';
-import { optional } from '../internal/optional.js';
 
 /** What a new provisioning would be for: compared with what a stored set was made for. */
 export interface SetIdentity {

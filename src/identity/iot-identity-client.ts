@@ -8,11 +8,16 @@
  *
  * @see https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html
  */
-import { ConnectionLostError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
-import { OperationStream, type StreamCallback } from './operation-stream.js';
-import { operations } from '../protocol/operations.js';
+
+import { publishFailure } from '../client/correlation.js';
 import { PendingCall } from '../client/pending-call.js';
 import { forgetRequest, publishTracked, type RequestTransport } from '../client/request-engine.js';
+import { routerFor, type TopicRouter } from '../mqtt/topic-router.js';
+import type { MqttTransport, QoS } from '../mqtt/transport.js';
+import { assertQos, assertTimeout } from '../protocol/call-options.js';
+import { ConnectionLostError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
+import { operations } from '../protocol/operations.js';
+import { encodeRequest } from '../protocol/requests.js';
 import {
   type CreateCertificateFromCsrRequest,
   type CreateCertificateFromCsrResponse,
@@ -26,12 +31,8 @@ import {
   type RegisterThingResponse,
   type RegisterThingSubscriptionRequest,
 } from '../protocol/schemas.js';
-import { publishFailure } from '../client/correlation.js';
-import { routerFor, type TopicRouter } from '../mqtt/topic-router.js';
 import { assertFormat, operationTopics, type PayloadFormat } from '../protocol/topics.js';
-import type { MqttTransport, QoS } from '../mqtt/transport.js';
-import { encodeRequest } from '../protocol/requests.js';
-import { assertQos, assertTimeout } from '../protocol/call-options.js';
+import { OperationStream, type StreamCallback } from './operation-stream.js';
 
 /** The default deadline of a PUBACK or SUBACK. */
 const DEFAULT_TIMEOUT_MS = 60_000;

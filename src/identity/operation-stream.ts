@@ -4,17 +4,17 @@
  * nothing is ever thrown into the MQTT client.
  */
 import type { z } from 'zod/mini';
+import { PendingCall } from '../client/pending-call.js';
+import type { TopicLease, TopicRouter } from '../mqtt/topic-router.js';
+import type { QoS } from '../mqtt/transport.js';
 import {
   FleetProvisioningError,
   InvalidResponseError,
   type OperationName,
   SubscribeFailedError,
 } from '../protocol/errors.js';
-import { PendingCall } from '../client/pending-call.js';
-import type { TopicLease, TopicRouter } from '../mqtt/topic-router.js';
-import type { PayloadFormat } from '../protocol/topics.js';
-import type { QoS } from '../mqtt/transport.js';
 import { readPayload } from '../protocol/payload.js';
+import type { PayloadFormat } from '../protocol/topics.js';
 
 /**
  * Receives each message of a stream: `(undefined, response)` for a valid one, `(error, undefined)` for

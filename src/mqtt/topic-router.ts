@@ -80,6 +80,12 @@ export class TopicRouter {
   #listening = false;
   /** UNSUBSCRIBEs gathered in this turn of the event loop, sent together. */
   #unsubscribing: { topics: string[]; done: Promise<void> } | undefined;
+  /**
+   * Topics whose UNSUBSCRIBE is on the wire, until their UNSUBACK (bounded). A SUBSCRIBE of the same
+   * topic waits for it: a broker may handle the two out of order (aedes does), and the UNSUBSCRIBE would
+   * then undo the new subscription. Only the next holder pays this wait, not the one that released.
+   */
+  readonly #unsubscribingTopics = new Map<string, Promise<void>>();
   /** Counts connections: bumped when one ends. */
   #generation = 0;
   #up: boolean;
@@ -276,7 +282,12 @@ export class TopicRouter {
     );
     const asked = new Map(entries.map((e) => [e, e.qos]));
     const maxQos: QoS = entries.some((e) => e.qos === 1) ? 1 : 0;
-    const promise = this.#subscribeAsync(request, maxQos).then(
+    const unsubscribing = topics.flatMap((topic) => this.#unsubscribingTopics.get(topic) ?? []);
+    const sent =
+      unsubscribing.length === 0
+        ? this.#subscribeAsync(request, maxQos)
+        : Promise.all(unsubscribing).then(() => this.#subscribeAsync(request, maxQos));
+    const promise = sent.then(
       (result) => {
         for (const [entry, qos] of asked) {
           if (entry.inflight?.promise === promise) entry.inflight = undefined;
@@ -381,10 +392,18 @@ export class TopicRouter {
       sent = Promise.reject(error);
     }
     const done = sent.then(
-      () => undefined,
+      (unsuback) => warnOnRefusal(unsuback, topics),
       () => undefined,
     );
-    return this.#transport.connected ? bounded(done, RELEASE_TIMEOUT_MS) : Promise.resolve();
+    if (!this.#transport.connected) return Promise.resolve();
+    const acknowledged = bounded(done, RELEASE_TIMEOUT_MS);
+    for (const topic of topics) this.#unsubscribingTopics.set(topic, acknowledged);
+    void acknowledged.then(() => {
+      for (const topic of topics) {
+        if (this.#unsubscribingTopics.get(topic) === acknowledged) this.#unsubscribingTopics.delete(topic);
+      }
+    });
+    return acknowledged;
   }
 
   #listen(): void {
@@ -408,6 +427,29 @@ export class TopicRouter {
       this.#listening = false;
     }
   }
+}
+
+/**
+ * An MQTT 5 UNSUBACK may refuse a topic (reason code 0x80 or more). Nobody waits for an UNSUBSCRIBE, so
+ * a refusal becomes a process warning (code `FLEET_PROVISION_UNSUBSCRIBE_REFUSED`): the broker still
+ * holds the subscription. "No subscription existed" (0x11) is not a refusal.
+ */
+function warnOnRefusal(unsuback: unknown, topics: readonly string[]): void {
+  if (typeof unsuback !== 'object' || unsuback === null || !('granted' in unsuback)) return;
+  const codes = unsuback.granted;
+  if (!Array.isArray(codes)) return;
+  const refused = topics.flatMap((topic, i) => {
+    const code: unknown = codes[i];
+    return typeof code === 'number' && code >= 0x80 ? [`${topic} (reason code 0x${code.toString(16)})`] : [];
+  });
+  if (refused.length === 0) return;
+  process.emitWarning(
+    `The broker refused to unsubscribe ${refused.join(', ')}: it still holds the subscription.`,
+    {
+      type: 'FleetProvisioningWarning',
+      code: 'FLEET_PROVISION_UNSUBSCRIBE_REFUSED',
+    },
+  );
 }
 
 /** `promise`, or undefined after `ms`, whichever comes first; the timer never outlives it. */

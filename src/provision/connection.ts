@@ -3,17 +3,17 @@
  * TCP_NODELAY, a clean session, no automatic reconnect. mqtt.js is loaded here on first use, so that
  * importing the package stays cheap.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createSecureContext, type SecureContext, connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
+import { optional } from '../internal/optional.js';
+import { mqttLogger, muteWireDebug } from '../mqtt/log.js';
+import { PacketSizeScanner } from '../mqtt/packet-size.js';
+import { MAX_TIMEOUT_MS } from '../protocol/call-options.js';
+import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from '../protocol/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../protocol/payload.js';
 import { type Endpoint, endpointUrl, isLoopbackHost } from './endpoint.js';
-import { AbortedError, ConnectionLostError, InvalidArgumentError, TimeoutError } from '../protocol/errors.js';
-import { mqttLogger, muteWireDebug } from '../mqtt/log.js';
-import { MAX_TIMEOUT_MS } from '../protocol/call-options.js';
-import { PacketSizeScanner } from '../mqtt/packet-size.js';
-import { optional } from '../internal/optional.js';
 
 /** What {@link openConnection} needs. */
 export interface ConnectionOptions {
@@ -93,6 +93,53 @@ export function defaultClientId(): string {
   return `fleet-provision-${randomUUID()}`;
 }
 
+/** A TLS identity (CA, certificate, key) made ready once, and the last session to resume per server. */
+interface TlsIdentity {
+  readonly context: SecureContext;
+  readonly sessions: Map<string, Buffer>;
+}
+
+/** The few identities a process connects with (a claim certificate, a device's own), newest last. */
+const identities = new Map<string, TlsIdentity>();
+const MAX_IDENTITIES = 8;
+
+/**
+ * The secure context for this CA, certificate and key, built once: parsing the certificate and key into
+ * a context costs about a millisecond of CPU per connection otherwise, which a fleet of devices
+ * connecting with one claim certificate (`fleet-provision load`) pays for each. Keyed by a digest, so no
+ * key material is kept beyond the context itself; a handful are kept, the oldest dropped first.
+ */
+function tlsIdentity(
+  caCertificate: string | undefined,
+  certificate: string,
+  privateKey: string,
+): TlsIdentity {
+  const id = createHash('sha256')
+    .update(caCertificate ?? '')
+    .update('\0')
+    .update(certificate)
+    .update('\0')
+    .update(privateKey)
+    .digest('base64');
+  let identity = identities.get(id);
+  if (identity === undefined) {
+    identity = {
+      context: createSecureContext({
+        ...optional('ca', caCertificate),
+        cert: certificate,
+        key: privateKey,
+      }),
+      sessions: new Map(),
+    };
+    if (identities.size >= MAX_IDENTITIES) {
+      const oldest = identities.keys().next().value;
+      if (oldest !== undefined) identities.delete(oldest);
+    }
+  } else identities.delete(id);
+  identities.set(id, identity);
+  return identity;
+}
+
 /**
  * Connect an mqtt.js client and resolve once the broker accepted it (CONNACK).
  * @throws {ConnectionLostError} when the TCP, TLS or MQTT connection is refused (an untrusted server
@@ -110,22 +157,32 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
   muteWireDebug();
   const protocolVersion = options.protocolVersion ?? 4;
   const url = endpointUrl(endpoint);
+  const identity =
+    tls && certificate !== undefined && privateKey !== undefined
+      ? tlsIdentity(caCertificate, certificate, privateKey)
+      : undefined;
+  const server = `${endpoint.host}:${endpoint.port}`;
   const client = new MqttClient(
     () => {
       // noDelay: mqtt.js leaves Nagle's algorithm on, which stalls every small request-response
       // exchange by a delayed ACK (tens of ms each); provisioning is nothing but such exchanges.
-      const socket = tls
-        ? tlsConnect({
-            host: endpoint.host,
-            port: endpoint.port,
-            ...(isIpAddress(endpoint.host) ? {} : { servername: endpoint.host }),
-            ...optional('ca', caCertificate),
-            ...optional('cert', certificate),
-            ...optional('key', privateKey),
-            ...(endpoint.alpnProtocols.length > 0 ? { ALPNProtocols: endpoint.alpnProtocols } : {}),
-            rejectUnauthorized: true,
-          })
-        : netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+      let socket: Socket;
+      if (identity !== undefined) {
+        // The same identity to the same server resumes the last TLS session (a shorter handshake); the
+        // server's certificate is still verified against the CA.
+        const session = identity.sessions.get(server);
+        const secure = tlsConnect({
+          host: endpoint.host,
+          port: endpoint.port,
+          ...(isIpAddress(endpoint.host) ? {} : { servername: endpoint.host }),
+          secureContext: identity.context,
+          ...(session === undefined ? {} : { session }),
+          ...(endpoint.alpnProtocols.length > 0 ? { ALPNProtocols: endpoint.alpnProtocols } : {}),
+          rejectUnauthorized: true,
+        });
+        secure.on('session', (ticket: Buffer) => identity.sessions.set(server, ticket));
+        socket = secure;
+      } else socket = netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true });
       socket.setNoDelay(true);
       limitPacketSize(socket, MAX_PACKET_BYTES);
       return socket;

@@ -4,16 +4,16 @@
  * change.
  */
 import { checkCaCertificate, checkClaimCredentials } from '../device/claim-credentials.js';
-import { checkPlaintext } from './connection.js';
-import type { ProgressEvent, ProvisionOptions } from './types.js';
-import { type Endpoint, endpointUrl, parseEndpoint } from './endpoint.js';
-import { InvalidArgumentError } from '../protocol/errors.js';
 import { KEY_TYPES, type KeyType } from '../device/keys.js';
-import { assertSignal, assertTimeout } from '../protocol/call-options.js';
-import { redact } from '../protocol/redact.js';
-import { type RetryPolicy, retryPolicy } from './retry.js';
-import { assertFormat, assertTemplateName, type PayloadFormat } from '../protocol/topics.js';
 import type { MqttTransport } from '../mqtt/transport.js';
+import { assertSignal, assertTimeout } from '../protocol/call-options.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
+import { redact } from '../protocol/redact.js';
+import { assertFormat, assertTemplateName, type PayloadFormat } from '../protocol/topics.js';
+import { checkPlaintext } from './connection.js';
+import { type Endpoint, endpointUrl, parseEndpoint } from './endpoint.js';
+import { type RetryPolicy, retryPolicy } from './retry.js';
+import type { ProgressEvent, ProvisionOptions } from './types.js';
 
 /** The default deadline of each step. */
 export const DEFAULT_PROVISION_TIMEOUT_MS = 30_000;

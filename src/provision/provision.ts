@@ -4,7 +4,7 @@
  * files final, and optionally prove the new certificate connects.
  */
 import { resolve } from 'node:path';
-import { closeConnection, openConnection } from './connection.js';
+import type { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
 import {
   type CredentialFiles,
   credentialFiles,
@@ -13,8 +13,12 @@ import {
   type StagedCredentials,
   stageCredentials,
 } from '../device/credentials.js';
+import { assertCsr } from '../device/csr-input.js';
 import { ensurePrivateDirectory, persisting, withinDeadline } from '../device/durable-files.js';
-import { endpointUrl } from './endpoint.js';
+import { inspectExistingSet, parametersDigest } from '../device/existing-set.js';
+import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
+import { delay } from '../internal/delay.js';
+import { optional } from '../internal/optional.js';
 import {
   AbortedError,
   ConnectionLostError,
@@ -25,18 +29,14 @@ import {
   RejectedError,
   TimeoutError,
 } from '../protocol/errors.js';
-import { inspectExistingSet, parametersDigest } from '../device/existing-set.js';
-import type { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
-import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
-import { assertCsr } from '../device/csr-input.js';
-import { type ProvisionPlan, planProvision } from './plan.js';
-import type { ProvisionedDevice, ProvisionOptions } from './types.js';
-import { ProvisionRun, requestOptions, settleWithin } from './session.js';
-import { backoffDelay, isRetryable } from './retry.js';
-import { delay } from '../internal/delay.js';
-import { optional } from '../internal/optional.js';
-import type { RegisterThingResponse } from '../protocol/schemas.js';
 import { TOKEN_LIFETIME_MS } from '../protocol/operations.js';
+import type { RegisterThingResponse } from '../protocol/schemas.js';
+import { closeConnection, openConnection } from './connection.js';
+import { endpointUrl } from './endpoint.js';
+import { type ProvisionPlan, planProvision } from './plan.js';
+import { backoffDelay, isRetryable } from './retry.js';
+import { ProvisionRun, requestOptions, settleWithin } from './session.js';
+import type { ProvisionedDevice, ProvisionOptions } from './types.js';
 
 /** Retrying RegisterThing stops this long before the ownership token expires. */
 const TOKEN_MARGIN_MS = 60 * 1000;

@@ -2,8 +2,9 @@
  * Which failures are worth another try, and how long to wait before it: jittered exponential backoff,
  * a bounded number of times.
  */
-import { FleetProvisioningError, InvalidArgumentError } from '../protocol/errors.js';
+
 import { assertTimeout } from '../protocol/call-options.js';
+import { FleetProvisioningError, InvalidArgumentError } from '../protocol/errors.js';
 
 /** How provision() retries. */
 export interface RetryOptions {

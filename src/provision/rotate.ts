@@ -5,18 +5,18 @@
  * the new certificate has connected.
  */
 import { readCurrentCredentials } from '../device/credentials.js';
+import { certificateMatchesPrivateKey } from '../device/keys.js';
 import {
   AbortedError,
   InvalidArgumentError,
   PublishFailedError,
   SubscribeFailedError,
 } from '../protocol/errors.js';
-import { certificateMatchesPrivateKey } from '../device/keys.js';
-import { Provisioning } from './provision.js';
-import { planProvision } from './plan.js';
-import type { KeySource, ProgressEvent, ProvisionedDevice } from './types.js';
-import type { RetryOptions } from './retry.js';
 import type { PayloadFormat } from '../protocol/topics.js';
+import { planProvision } from './plan.js';
+import { Provisioning } from './provision.js';
+import type { RetryOptions } from './retry.js';
+import type { KeySource, ProgressEvent, ProvisionedDevice } from './types.js';
 
 /** What rotate() takes. */
 export interface RotateOptions {

@@ -4,15 +4,15 @@
  * failure left an answer unaccounted for.
  */
 import type { MqttClient } from 'mqtt';
-import { closeConnection, openConnection } from './connection.js';
-import { endpointUrl } from './endpoint.js';
-import { ConnectionLostError, FleetProvisioningError } from '../protocol/errors.js';
 import { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
-import type { ProvisionPlan } from './plan.js';
-import { backoffDelay, isRetryable } from './retry.js';
 import { delay } from '../internal/delay.js';
 import { optional } from '../internal/optional.js';
 import type { MqttTransport } from '../mqtt/transport.js';
+import { ConnectionLostError, FleetProvisioningError } from '../protocol/errors.js';
+import { closeConnection, openConnection } from './connection.js';
+import { endpointUrl } from './endpoint.js';
+import type { ProvisionPlan } from './plan.js';
+import { backoffDelay, isRetryable } from './retry.js';
 
 interface Session {
   client: MqttTransport;
@@ -113,16 +113,24 @@ export class ProvisionRun {
   /**
    * End the session, bounded: a broker that never acknowledges the UNSUBSCRIBE, or a half-open
    * connection, must not hold provision() up. A connection provision() owns is closed first (its
-   * subscriptions end with it); on a handed-in client the UNSUBSCRIBE gets at most
-   * {@link CLOSE_BOUND_MS} (or the call's deadline, when shorter).
+   * subscriptions end with it), waiting at most {@link CLOSE_BOUND_MS} (or the call's deadline, when
+   * shorter); on a handed-in client the UNSUBSCRIBE is sent and not waited for.
    */
   async #drop(): Promise<void> {
     const session = this.#session;
     this.#session = undefined;
     if (session === undefined) return;
     const boundMs = Math.min(this.#plan.timeoutMs, CLOSE_BOUND_MS);
-    if (session.owned !== undefined) await closeConnection(session.owned, boundMs);
-    await settleWithin(session.fpc.close(), boundMs);
+    if (session.owned !== undefined) {
+      await closeConnection(session.owned, boundMs);
+      await settleWithin(session.fpc.close(), boundMs);
+      return;
+    }
+    // A handed-in client: the listeners go at once and the UNSUBSCRIBE is sent, but its UNSUBACK is not
+    // waited for (the hand-written flow does not pay that round trip either). The release stays bounded
+    // (it gives up on the UNSUBACK after a few seconds, or when the client closes) and a refusal in the
+    // UNSUBACK is reported as a process warning.
+    void session.fpc.close();
   }
 
   /** Release the subscriptions and close the connection provision() opened. Safe to call twice. */
@@ -131,7 +139,7 @@ export class ProvisionRun {
   }
 }
 
-/** The longest provision() waits for an UNSUBACK or for a connection to close: 2 s. */
+/** The longest provision() waits for a connection it opened to close: 2 s. */
 export const CLOSE_BOUND_MS = 2_000;
 
 /** Wait for `promise` to settle, but no longer than `ms`; never throws. */

@@ -4,9 +4,9 @@
  */
 import type { CredentialFiles } from '../device/credentials.js';
 import type { KeyType } from '../device/keys.js';
-import type { RetryOptions } from './retry.js';
-import type { PayloadFormat } from '../protocol/topics.js';
 import type { MqttTransport } from '../mqtt/transport.js';
+import type { PayloadFormat } from '../protocol/topics.js';
+import type { RetryOptions } from './retry.js';
 
 /**
  * Where the device's key comes from:

@@ -2,8 +2,9 @@
  * What the simulator puts on an answer topic: the rejections of docs/simulator.md, and the deliberately
  * broken payloads the fault script asks for (malformed, wrong-shaped, oversized).
  */
-import { encodePayload, MAX_PAYLOAD_BYTES } from '../protocol/payload.js';
+
 import type { OperationName } from '../protocol/errors.js';
+import { encodePayload, MAX_PAYLOAD_BYTES } from '../protocol/payload.js';
 import type { ErrorResponse } from '../protocol/schemas.js';
 import type { PayloadFormat } from '../protocol/topics.js';
 

@@ -8,8 +8,8 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
-import { InvalidArgumentError } from '../protocol/errors.js';
 import { muteWireDebug } from '../mqtt/log.js';
+import { InvalidArgumentError } from '../protocol/errors.js';
 import { parseTopic } from '../protocol/topics.js';
 import { certificateIdOf } from './ca.js';
 import { limitPacketSize } from './packet-size.js';

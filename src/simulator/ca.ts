@@ -126,11 +126,38 @@ export interface IssuedCertificate {
   certificateId: string;
 }
 
-/** Issue a certificate signed by `ca`. */
+/**
+ * Issue a certificate signed by `ca`. A device certificate with the default validity is cut from a
+ * template made once per CA, subject and usage (only its serial number and public key change) and signed
+ * with WebCrypto: about 0.2 ms of CPU, where building it with `@peculiar/x509` costs about 2 ms, which
+ * was the largest single cost of the simulator under load.
+ */
 export async function issueCertificate(
   ca: CertificateAuthority,
   options: IssueOptions,
 ): Promise<IssuedCertificate> {
+  if (options.notAfter === undefined && options.altNames === undefined) {
+    const key = `${options.subject}\0${options.usage}`;
+    let templates = TEMPLATES.get(ca);
+    if (templates === undefined) {
+      templates = new Map();
+      TEMPLATES.set(ca, templates);
+    }
+    let template = templates.get(key);
+    if (template === undefined) {
+      template = templateOf((await issueWithPeculiar(ca, options)).der);
+      if (templates.size < 64) templates.set(key, template);
+    }
+    if (template !== undefined) return fromTemplate(ca, template, options.publicKey);
+  }
+  const { der, pem } = await issueWithPeculiar(ca, options);
+  return { certificatePem: pem, certificateId: certificateIdOf(der) };
+}
+
+async function issueWithPeculiar(
+  ca: CertificateAuthority,
+  options: IssueOptions,
+): Promise<{ der: Uint8Array; pem: string }> {
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(
@@ -162,10 +189,105 @@ export async function issueCertificate(
     signingAlgorithm: ca.signingAlgorithm,
     extensions,
   });
+  return { der: new Uint8Array(certificate.rawData), pem: certificate.toString('pem') };
+}
+
+/** The parts of an issued certificate that every certificate cut from it shares. */
+interface Template {
+  /** The TBSCertificate's version, up to (not including) its serial number. */
+  readonly head: Uint8Array;
+  /** signature algorithm, issuer, validity and subject, as DER. */
+  readonly middle: Uint8Array;
+  /** The extensions ([3]), as DER. */
+  readonly tail: Uint8Array;
+  /** The certificate's signatureAlgorithm element. */
+  readonly algorithm: Uint8Array;
+}
+
+const TEMPLATES = new WeakMap<CertificateAuthority, Map<string, Template | undefined>>();
+
+/** One DER element's header and extent. */
+function element(der: Uint8Array, at: number): { tag: number; content: number; end: number } {
+  const tag = der[at] ?? 0;
+  let length = der[at + 1] ?? 0;
+  let content = at + 2;
+  if (length & 0x80) {
+    const bytes = length & 0x7f;
+    length = 0;
+    for (let i = 0; i < bytes; i++) length = length * 256 + (der[content + i] ?? 0);
+    content += bytes;
+  }
+  return { tag, content, end: content + length };
+}
+
+/** A DER element of `tag` around `parts`. */
+function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  const size: number[] = [];
+  for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) size.unshift(rest & 0xff);
+  const header = length < 0x80 ? [tag, length] : [tag, 0x80 | size.length, ...size];
+  return Buffer.concat([Buffer.from(header), ...parts]);
+}
+
+/** A DER INTEGER of the unsigned big-endian `bytes` (leading zeros dropped, a sign byte added). */
+function unsignedInteger(bytes: Uint8Array): Buffer {
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const body = bytes.subarray(start);
+  return tlv(0x02, ...((body[0] ?? 0) & 0x80 ? [Buffer.of(0)] : []), body);
+}
+
+/** Split a certificate issued by `@peculiar/x509` into a template; undefined when it has another shape. */
+function templateOf(der: Uint8Array): Template | undefined {
+  const certificate = element(der, 0);
+  const tbs = element(der, certificate.content);
+  const algorithm = element(der, tbs.end);
+  const parts: { start: number; tag: number; end: number }[] = [];
+  for (let at = tbs.content; at < tbs.end; ) {
+    const part = element(der, at);
+    parts.push({ start: at, tag: part.tag, end: part.end });
+    at = part.end;
+  }
+  // version, serial, signature, issuer, validity, subject, key, extensions
+  const tags = parts.map((p) => p.tag);
+  if (tags.join() !== [0xa0, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30, 0xa3].join()) return undefined;
+  const [version, serial, signature, , , subject, key, extensions] = parts;
+  if (!version || !serial || !signature || !subject || !key || !extensions) return undefined;
   return {
-    certificatePem: certificate.toString('pem'),
-    certificateId: certificateIdOf(new Uint8Array(certificate.rawData)),
+    head: der.slice(version.start, version.end),
+    middle: der.slice(signature.start, subject.end),
+    tail: der.slice(extensions.start, extensions.end),
+    algorithm: der.slice(tbs.end, algorithm.end),
   };
+}
+
+/** A certificate cut from `template` for `publicKey`, with a fresh serial number, signed by `ca`. */
+async function fromTemplate(
+  ca: CertificateAuthority,
+  template: Template,
+  publicKey: Uint8Array | x509.PublicKey,
+): Promise<IssuedCertificate> {
+  const spki = publicKey instanceof Uint8Array ? publicKey : new Uint8Array(publicKey.rawData);
+  const tbs = tlv(
+    0x30,
+    template.head,
+    unsignedInteger(Buffer.from(serialNumber(), 'hex')),
+    template.middle,
+    spki,
+    template.tail,
+  );
+  let signature: Uint8Array = new Uint8Array(await subtle.sign(ca.signingAlgorithm, ca.signingKey, tbs));
+  if (ca.signingAlgorithm.name === 'ECDSA') {
+    // WebCrypto gives r and s side by side; X.509 wants ECDSA-Sig-Value, a SEQUENCE of two INTEGERs.
+    const half = signature.length / 2;
+    signature = tlv(
+      0x30,
+      unsignedInteger(signature.subarray(0, half)),
+      unsignedInteger(signature.subarray(half)),
+    );
+  }
+  const der = tlv(0x30, tbs, template.algorithm, tlv(0x03, Buffer.of(0), signature));
+  return { certificatePem: toPem(der, 'CERTIFICATE'), certificateId: certificateIdOf(der) };
 }
 
 /** A fresh key pair: its SPKI DER for the certificate and its private key as PEM for the device. */

@@ -3,11 +3,12 @@
  * claim certificate, and the policies an AWS template attached for a device certificate. A connection
  * with none falls back to the simulator's built-in rules (see policy.ts).
  */
+
+import { optional } from '../internal/optional.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { type IotAction, IotPolicy, isAllowed, type PolicyContext } from './iam-policy.js';
 import type { Role } from './policy.js';
 import type { Registry } from './registry.js';
-import { optional } from '../internal/optional.js';
 
 /** The policies of the simulated account, by name, and the claim policy. */
 export class AccountPolicies {

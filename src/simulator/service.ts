@@ -4,8 +4,8 @@
  */
 import { formatIssues, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
-import type { PayloadFormat } from '../protocol/topics.js';
 import { checkSchema, decodePayload } from '../protocol/payload.js';
+import type { PayloadFormat } from '../protocol/topics.js';
 import { type Answer, rejection } from './answers.js';
 import { generateDeviceKey, issueCertificate, type ServerKeyType } from './ca.js';
 import type { AccountPolicies } from './connection-policy.js';

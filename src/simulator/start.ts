@@ -4,6 +4,7 @@
  * broker, and last the simulator facade.
  */
 import { EventEmitter } from 'node:events';
+import { optional } from '../internal/optional.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
 import { startBroker } from './broker.js';
 import { AccountPolicies } from './connection-policy.js';
@@ -17,7 +18,6 @@ import { ProvisioningService } from './service.js';
 import { FleetProvisioningSimulator } from './simulator.js';
 import { DEFAULT_TEMPLATES, validateTemplates } from './templates.js';
 import type { Simulator, SimulatorOptions } from './types.js';
-import { optional } from '../internal/optional.js';
 
 /**
  * Start a local AWS IoT Fleet Provisioning simulator.

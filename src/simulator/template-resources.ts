@@ -2,9 +2,10 @@
  * The three resources of a provisioning template (`AWS::IoT::Thing` with `OverrideSettings`,
  * `AWS::IoT::Certificate`, `AWS::IoT::Policy`), each from its evaluated properties, with AWS's checks.
  */
+
+import { optional } from '../internal/optional.js';
 import { TemplateProblem } from './intrinsics.js';
 import type { ThingRecord } from './types.js';
-import { optional } from '../internal/optional.js';
 
 /** AWS's rule for thing names. */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;

@@ -12,8 +12,8 @@ import { main } from '../../examples/rotate-certificate.js';
 import { rotationHook } from '../../examples/rotation-hook.js';
 import { operationTopics, provision, readDeviceJson, rotate } from '../../src/index.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { connectOutcome } from '../helpers/sim-mqtt.js';
 import { awsTemplate, policyFrom, readJson } from '../helpers/docs/aws-files.js';
+import { connectOutcome } from '../helpers/sim-mqtt.js';
 
 const ARN = 'arn:aws:iot:eu-west-1:123456789012';
 const THING_NAME_VARIABLE = ['$', '{iot:Connection.Thing.ThingName}'].join('');

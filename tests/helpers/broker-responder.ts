@@ -6,8 +6,8 @@
  * X.509.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { encodePayload } from '../../src/protocol/payload.js';
 import type { OperationName } from '../../src/protocol/errors.js';
+import { encodePayload } from '../../src/protocol/payload.js';
 import { parseTopic } from '../../src/protocol/topics.js';
 import { connectClient } from './mqtt.js';
 

@@ -1,6 +1,6 @@
+import type { QoS, SubscriptionRequest } from '../../src/mqtt/transport.js';
 import { encodePayload } from '../../src/protocol/payload.js';
 import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
-import type { QoS, SubscriptionRequest } from '../../src/mqtt/transport.js';
 import { FakeTransport, type WireEvent } from './fake-transport.js';
 
 /** What the fake service sends back for one request: topic and payload, in order. */

@@ -1,8 +1,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { decodePayload, encodePayload } from '../../src/protocol/payload.js';
 import type { OperationName } from '../../src/protocol/errors.js';
-import type { Simulator } from '../../src/simulator/index.js';
+import { decodePayload, encodePayload } from '../../src/protocol/payload.js';
 import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
+import type { Simulator } from '../../src/simulator/index.js';
 import { connectClient } from './mqtt.js';
 
 /** Credentials a client presents over mutual TLS. */

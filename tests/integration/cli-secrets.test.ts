@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { encodePayload } from '../../src/protocol/payload.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
+import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { type CliResult, runCli, secretsIn, startCli } from '../helpers/cli-run.js';
 import { type CliSimulator, startCliSimulator } from '../helpers/cli-simulator.js';
-import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
 /** What the simulator's PemConfig template puts in deviceConfiguration: PEM-looking, cut off. */

@@ -4,12 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { engineFor } from '../../src/client/request-engine.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { topics } from '../../src/protocol/topics.js';
 import type { RequestLogEntry, Simulator } from '../../src/simulator/index.js';
 import { startSimulator } from '../../src/simulator/index.js';
-import { topics } from '../../src/protocol/topics.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 import { connectTo } from '../helpers/sim-mqtt.js';

@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
-import { encodePayload } from '../../src/protocol/payload.js';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { encodePayload } from '../../src/protocol/payload.js';
 import type { PayloadFormat } from '../../src/protocol/topics.js';
 import { startAedes, type TestBroker } from '../helpers/aedes-broker.js';
 import { type BrokerResponder, startResponder } from '../helpers/broker-responder.js';

@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient, Packet } from 'mqtt';
-import { encodePayload } from '../../src/protocol/payload.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { encodePayload } from '../../src/protocol/payload.js';
 import { topics } from '../../src/protocol/topics.js';
 import { brokerCases } from '../helpers/broker-cases.js';
-import { cannedAnswer, type BrokerResponder, startResponder } from '../helpers/broker-responder.js';
+import { type BrokerResponder, cannedAnswer, startResponder } from '../helpers/broker-responder.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 

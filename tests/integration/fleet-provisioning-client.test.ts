@@ -4,12 +4,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
-import { decodePayload } from '../../src/protocol/payload.js';
-import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
-import { type Simulator, startSimulator } from '../../src/simulator/index.js';
+import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
+import { decodePayload } from '../../src/protocol/payload.js';
 import { topics } from '../../src/protocol/topics.js';
+import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { connectTo } from '../helpers/sim-mqtt.js';
 

@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient, Packet } from 'mqtt';
-import { encodePayload } from '../../src/protocol/payload.js';
-import type { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import type { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { encodePayload } from '../../src/protocol/payload.js';
 import type { CreateKeysAndCertificateResponse } from '../../src/protocol/schemas.js';
 import { topics } from '../../src/protocol/topics.js';
 import { brokerCases } from '../helpers/broker-cases.js';

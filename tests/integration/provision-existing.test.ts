@@ -213,6 +213,62 @@ describe('waits that must end', () => {
     expect(client.connected).toBe(true);
   });
 
+  it('with a handed-in client, resolves without waiting for the UNSUBACK and leaves no listener behind', async () => {
+    // The UNSUBSCRIBE reaches the proxy and goes no further: no UNSUBACK ever comes.
+    let unsubscribeSeen: () => void = () => {};
+    const seen = new Promise<void>((resolve) => {
+      unsubscribeSeen = resolve;
+    });
+    const proxy = await packetProxy(other, {
+      drop: (packet) => {
+        if (packet.cmd !== 'unsubscribe') return false;
+        unsubscribeSeen();
+        return true;
+      },
+    });
+    cleanups.push(proxy.close);
+    const client = await connectClient(proxy.url);
+    cleanups.push(() => client.endAsync(true));
+    const listeners = client.listenerCount('message');
+    const running = provision({
+      client,
+      templateName: 'DemoTemplate',
+      parameters: { SerialNumber: 'SN-unsuback-off-path' },
+      timeoutMs: 30_000,
+    });
+    // Once the UNSUBSCRIBE is on the wire, one more round trip on the same connection (a SUBSCRIBE and
+    // its SUBACK) must come back after provision() resolved: it does not wait for the UNSUBACK.
+    const order: string[] = [];
+    await Promise.all([
+      running.then(() => order.push('provision resolved')),
+      seen
+        .then(() => client.subscribeAsync('$aws/certificates/create/json/accepted').catch(() => undefined))
+        .then(() => order.push('round trip after the UNSUBSCRIBE')),
+    ]);
+    expect(order).toEqual(['provision resolved', 'round trip after the UNSUBSCRIBE']);
+    expect((await running).certificateId).toBeDefined();
+    // The UNSUBSCRIBE was sent; nothing of provision() listens on the client any more.
+    expect(client.listenerCount('message')).toBe(listeners);
+    expect(client.connected).toBe(true);
+  });
+
+  it('provisions twice in a row on one handed-in client, although the first UNSUBACK is still owed', async () => {
+    // aedes may handle an UNSUBSCRIBE after a SUBSCRIBE that followed it: the second call's SUBSCRIBE
+    // must wait for the first call's UNSUBACK, or its subscription is undone and its answers never come.
+    const client = await connectClient(other.url);
+    cleanups.push(() => client.endAsync(true));
+    for (const serial of ['SN-back-to-back-1', 'SN-back-to-back-2', 'SN-back-to-back-3']) {
+      const device = await provision({
+        client,
+        templateName: 'DemoTemplate',
+        parameters: { SerialNumber: serial },
+        timeoutMs: 5_000,
+        retry: false,
+      });
+      expect(device.thingName).toContain(serial);
+    }
+  });
+
   it('retries over a fresh connection when the first goes half-open during RegisterThing', async () => {
     // The RegisterThing request vanishes and the connection stays "up": no answer, no close, no error.
     const proxy = await packetProxy(other, {

@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { topics } from '../../src/protocol/topics.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { brokerCases } from '../helpers/broker-cases.js';

@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { MqttClient } from 'mqtt';
 import { InvalidArgumentError, type OperationName } from '../../src/protocol/errors.js';
 import { operations } from '../../src/protocol/operations.js';
-import { type RequestLogEntry, type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
 import { checkSchema, decodePayload, MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
+import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
+import { type RequestLogEntry, type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { ask, closedByServer, connectTo, field, type Received, recordMessages } from '../helpers/sim-mqtt.js';
 

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
+import { topics } from '../../src/protocol/topics.js';
 import { loadOrCreateIdentity } from '../../src/simulator/identity.js';
 import { IDENTITY_FILES, type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { topics } from '../../src/protocol/topics.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { ask, closedByServer, connectTo, field, nextMessage } from '../helpers/sim-mqtt.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { InvalidArgumentError } from '../../src/protocol/errors.js';
-import { type RequestLogEntry, startSimulator } from '../../src/simulator/index.js';
 import { operationTopics } from '../../src/protocol/topics.js';
+import { type RequestLogEntry, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { ask, closedByServer, connectOutcome, connectTo, field } from '../helpers/sim-mqtt.js';
 

@@ -6,8 +6,8 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
-import type { ProvisionedDevice } from '../../src/provision/types.js';
 import { rotate } from '../../src/provision/rotate.js';
+import type { ProvisionedDevice } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';

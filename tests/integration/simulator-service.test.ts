@@ -1,16 +1,16 @@
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient } from 'mqtt';
-import { decodePayload } from '../../src/protocol/payload.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import { decodePayload } from '../../src/protocol/payload.js';
 import type { ErrorResponse, RegisterThingResponse } from '../../src/protocol/schemas.js';
+import { operationTopics, type PayloadFormat, topics } from '../../src/protocol/topics.js';
 import {
   type PreProvisioningHookInput,
   type Simulator,
   startSimulator,
   TOKEN_LIFETIME_MS,
 } from '../../src/simulator/index.js';
-import { operationTopics, type PayloadFormat, topics } from '../../src/protocol/topics.js';
 import { closeClients } from '../helpers/mqtt.js';
 import { makeCsr, tamperSignature } from '../helpers/sim-csr.js';
 import { ask, connectTo, field, recordMessages } from '../helpers/sim-mqtt.js';

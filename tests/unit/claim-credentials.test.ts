@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { describeProgress } from '../../src/cli/progress-text.js';
 import { FleetProvisioningError } from '../../src/protocol/errors.js';
-import { provision } from '../../src/provision/provision.js';
 import { planProvision } from '../../src/provision/plan.js';
+import { provision } from '../../src/provision/provision.js';
 import { issueCertificate, makeCa } from '../helpers/x509.js';
 
 let claimCertificate: string;

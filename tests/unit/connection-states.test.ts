@@ -4,13 +4,13 @@
  * transport; the wire-level twin of the reconnect case is tests/integration/reconnecting-client.test.ts.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
-import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
+import { routerFor } from '../../src/mqtt/topic-router.js';
+import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { provision } from '../../src/provision/provision.js';
 import { isRetryable } from '../../src/provision/retry.js';
-import { routerFor } from '../../src/mqtt/topic-router.js';
 import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
@@ -378,6 +378,34 @@ describe('every wait is bounded', () => {
     await expect(call).resolves.toMatchObject({ code: 'CLIENT_CLOSED' });
     expect(fake.listenerCount('message')).toBe(0);
   }, 15_000);
+});
+
+describe('an UNSUBACK that refuses', () => {
+  it('is reported as a process warning naming the topics, with its reason code', async () => {
+    const fake = new FakeServiceTransport();
+    fake.respond = () => [answer(T.keys.accepted, canned.keys(1))];
+    const client = new FleetProvisioningClient(fake);
+    await client.createKeysAndCertificate();
+    // An MQTT 5 UNSUBACK: 0x87 "not authorized" for the first topic, 0x11 "no subscription existed" next.
+    fake.unsubscribeAsync = async () => ({ cmd: 'unsuback', granted: [0x87, 0x11] });
+    // Jest's sandboxed `process` does not see the real one's 'warning' events: catch the call itself.
+    const warnings: { message: string; code: unknown }[] = [];
+    const emitWarning = process.emitWarning;
+    process.emitWarning = ((message: string, options?: { code?: string }) => {
+      warnings.push({ message, code: options?.code });
+    }) as typeof process.emitWarning;
+    try {
+      await client.close();
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+    expect(warnings).toEqual([
+      {
+        code: 'FLEET_PROVISION_UNSUBSCRIBE_REFUSED',
+        message: expect.stringContaining(`${T.keys.accepted} (reason code 0x87)`),
+      },
+    ]);
+  });
 });
 
 describe('releasing and holding a topic again in one turn', () => {

@@ -11,12 +11,12 @@ import {
   readDeviceJson,
   stageCredentials,
 } from '../../src/device/credentials.js';
+import { generateKeyPair } from '../../src/device/keys.js';
 import {
   FleetProvisioningError,
   InvalidArgumentError,
   PersistFailedError,
 } from '../../src/protocol/errors.js';
-import { generateKeyPair } from '../../src/device/keys.js';
 import { certificateIdOf, issueCertificate, makeCa } from '../helpers/x509.js';
 
 interface Fixture {

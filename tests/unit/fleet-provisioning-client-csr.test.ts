@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { InvalidResponseError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
+import { InvalidResponseError } from '../../src/protocol/errors.js';
 import { answer, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 

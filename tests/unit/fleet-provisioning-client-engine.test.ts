@@ -1,15 +1,15 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from '@jest/globals';
+import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { engineFor } from '../../src/client/request-engine.js';
 import {
   AbortedError,
   FleetProvisioningError,
   SubscribeFailedError,
   TimeoutError,
 } from '../../src/protocol/errors.js';
-import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
-import { engineFor } from '../../src/client/request-engine.js';
-import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 
 const T = serviceTopics();
 

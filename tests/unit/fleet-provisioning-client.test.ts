@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { encode as cborEncode } from 'cborg';
-import { MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
-import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { FleetProvisioningError, InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
+import { MAX_PAYLOAD_BYTES } from '../../src/protocol/payload.js';
 import { redact } from '../../src/protocol/redact.js';
 import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 

@@ -9,11 +9,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { ERROR_CODES, FleetProvisioningError, RejectedError } from '../../src/protocol/errors.js';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
+import { ERROR_CODES, FleetProvisioningError, RejectedError } from '../../src/protocol/errors.js';
 import type { RegisterThingResponse } from '../../src/protocol/schemas.js';
-import type { WireEvent } from '../helpers/fake-transport.js';
 import { answer, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
+import type { WireEvent } from '../helpers/fake-transport.js';
 
 const TEMPLATES = ['Alpha', 'Beta'] as const;
 const TOPICS = {

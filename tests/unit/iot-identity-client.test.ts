@@ -1,9 +1,9 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import { encodePayload } from '../../src/protocol/payload.js';
-import type { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
-import type { ErrorResponse } from '../../src/protocol/schemas.js';
 import { routerFor } from '../../src/mqtt/topic-router.js';
+import type { FleetProvisioningError } from '../../src/protocol/errors.js';
+import { encodePayload } from '../../src/protocol/payload.js';
+import type { ErrorResponse } from '../../src/protocol/schemas.js';
 import { topics } from '../../src/protocol/topics.js';
 import { FakeTransport } from '../helpers/fake-transport.js';
 

@@ -1,6 +1,5 @@
-import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { FleetProvisioningError, InvalidArgumentError } from '../../src/protocol/errors.js';
 import {
   certificateMatchesCsr,
   certificateMatchesPrivateKey,
@@ -12,8 +11,10 @@ import {
   generateKeyPair,
   KEY_TYPES,
   type KeyType,
+  privateKeyPublicDer,
 } from '../../src/device/keys.js';
 import * as x509 from '../../src/device/x509.js';
+import { FleetProvisioningError, InvalidArgumentError } from '../../src/protocol/errors.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const EXPECTED: Record<KeyType, { type: 'ec' | 'rsa'; curve?: string; bits?: number; hash: string }> = {
@@ -282,5 +283,73 @@ describe('checkCsr', () => {
     const csr = get(csrs, 'rsa-2048');
     await rejection(csr.slice(0, csr.length - 120));
     await rejection(get(certificates, 'ec-p256'));
+  });
+});
+
+describe('the certificate check leaves OpenSSL clean', () => {
+  /** A fresh EC P-256 private key imported through WebCrypto: fails when a stale OpenSSL error is queued. */
+  async function importEcKey(): Promise<void> {
+    const fresh = await generateKeyPair('ec-p256');
+    const der = createPrivateKey(fresh.privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+    const key = await webcrypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+    ]);
+    expect(key.type).toBe('private');
+  }
+
+  it('an RSA certificate checked against an EC CSR, then a WebCrypto importKey, succeeds', async () => {
+    expect(await certificateMatchesCsr(get(certificates, 'rsa-2048'), get(csrs, 'ec-p256'))).toBe(false);
+    await importEcKey();
+    expect(await certificateMatchesCsr(get(certificates, 'ec-p384'), get(csrs, 'rsa-3072'))).toBe(false);
+    await importEcKey();
+  });
+
+  it('an RSA certificate checked against an EC private key, then a WebCrypto importKey, succeeds', async () => {
+    expect(
+      certificateMatchesPrivateKey(get(certificates, 'rsa-2048'), get(pairs, 'ec-p256').privateKeyPem),
+    ).toBe(false);
+    await importEcKey();
+    expect(
+      certificateMatchesPrivateKey(get(certificates, 'ec-p256'), get(pairs, 'rsa-2048').privateKeyPem),
+    ).toBe(false);
+    await importEcKey();
+  });
+});
+
+describe('privateKeyPublicDer', () => {
+  it.each(KEY_TYPES)('gives the public key OpenSSL derives from a %s key, in every PEM format', (type) => {
+    const key = createPrivateKey(get(pairs, type).privateKeyPem);
+    const expected = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    const formats = type.startsWith('rsa') ? (['pkcs8', 'pkcs1'] as const) : (['pkcs8', 'sec1'] as const);
+    for (const format of formats) {
+      const pem = key.export({ type: format, format: 'pem' }).toString();
+      expect(privateKeyPublicDer(pem)?.toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
+  it('reads an EC P-521 key and an Ed25519 key through OpenSSL when it cannot read them itself', () => {
+    for (const key of [
+      generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey,
+      generateKeyPairSync('ed25519').privateKey,
+    ]) {
+      const expected = createPublicKey(key).export({ type: 'spki', format: 'der' });
+      const pem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+      expect(privateKeyPublicDer(pem)?.toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
+  it('is undefined for a key whose DER was cut or altered, and for a public key', () => {
+    const der = createPrivateKey(get(pairs, 'rsa-2048').privateKeyPem).export({
+      type: 'pkcs1',
+      format: 'der',
+    });
+    const pem = (body: Buffer) =>
+      `-----BEGIN RSA PRIVATE KEY-----\n${body.toString('base64')}\n-----END RSA PRIVATE KEY-----\n`;
+    expect(privateKeyPublicDer(pem(der))).toBeDefined();
+    expect(privateKeyPublicDer(pem(der.subarray(0, der.length - 20)))).toBeUndefined();
+    const altered = Buffer.from(der);
+    altered[1] = 0x83; // a length field that runs past the end
+    expect(privateKeyPublicDer(pem(altered))).toBeUndefined();
+    expect(privateKeyPublicDer(get(pairs, 'rsa-2048').publicKeyPem)).toBeUndefined();
   });
 });

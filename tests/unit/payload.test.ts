@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { encode as cborEncode } from 'cborg';
-import { CreateKeysAndCertificateResponseSchema } from '../../src/protocol/schemas.js';
 import { decodePayload, encodePayload, MAX_PAYLOAD_BYTES, readPayload } from '../../src/protocol/payload.js';
+import { CreateKeysAndCertificateResponseSchema } from '../../src/protocol/schemas.js';
 
 describe('codecs', () => {
   it('encodes CreateKeysAndCertificate as {} in JSON and 0xa0 in CBOR', () => {

@@ -2,9 +2,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { forTerminal, jsonDocument } from '../../src/cli/output.js';
-import { parseEndpoint } from '../../src/provision/endpoint.js';
 import { InvalidResponseError, RejectedError } from '../../src/protocol/errors.js';
 import { redact, redactValue, rememberSecret } from '../../src/protocol/redact.js';
+import { parseEndpoint } from '../../src/provision/endpoint.js';
 
 /** A fresh EC key as PKCS#8 PEM, never remembered unless a test says so. */
 function freshKey(): string {

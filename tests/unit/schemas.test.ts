@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { operations } from '../../src/protocol/operations.js';
+import { checkSchema } from '../../src/protocol/payload.js';
 import {
   CreateCertificateFromCsrResponseSchema,
   CreateKeysAndCertificateResponseSchema,
@@ -7,7 +8,6 @@ import {
   RegisterThingRequestPayloadSchema,
   RegisterThingResponseSchema,
 } from '../../src/protocol/schemas.js';
-import { checkSchema } from '../../src/protocol/payload.js';
 
 // Shaped as AWS sends them (values shortened).
 const keysAccepted = {

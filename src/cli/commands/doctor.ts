@@ -4,14 +4,14 @@
  * publishing anything.
  */
 import { readFile } from 'node:fs/promises';
+import { optional } from '../../internal/optional.js';
 import { type Flags, parseFlags } from '../args.js';
-import { parametersFrom, readPem } from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
 import { type DoctorCheck, offlineChecks, templateNameFromPolicy } from '../doctor/offline.js';
 import { onlineChecks } from '../doctor/online.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
-import { optional } from '../../internal/optional.js';
+import { parametersFrom, readPem } from '../provision-flags.js';
 
 /** `--help` of `doctor`. */
 export const help = `Usage: fleet-provision doctor --template <file> --claim-policy <file> [--device-policy <file>]

@@ -10,18 +10,18 @@ import { resolve } from 'node:path';
 import { withoutCredentials } from '../../provision/endpoint.js';
 import type { ProvisionOptions } from '../../provision/types.js';
 import { type Flags, parseFlags } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { EXIT, exitCodeOf } from '../exit-codes.js';
+import { ProgressBar } from '../load/progress-bar.js';
+import { loadReport, provisionMany } from '../load/run.js';
+import { printSummary } from '../load/summary.js';
+import { Output } from '../output.js';
 import {
   CONNECTION_FLAGS_HELP,
   connectionFlagSpecs,
   provisionOptionsFrom,
   requestOptionsFrom,
 } from '../provision-flags.js';
-import type { CommandContext } from '../context.js';
-import { EXIT, exitCodeOf } from '../exit-codes.js';
-import { loadReport, provisionMany } from '../load/run.js';
-import { Output } from '../output.js';
-import { ProgressBar } from '../load/progress-bar.js';
-import { printSummary } from '../load/summary.js';
 
 /** `--help` of `load`. */
 export const help = `Usage: fleet-provision load --devices N [--concurrency C] [--report <file>] [connection flags]

@@ -6,10 +6,15 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type CredentialFiles, credentialFiles, hasUnfinishedSets } from '../../device/credentials.js';
-import { endpointUrl, parseEndpoint } from '../../provision/endpoint.js';
 import { inspectExistingSet } from '../../device/existing-set.js';
+import { optional } from '../../internal/optional.js';
+import { endpointUrl, parseEndpoint } from '../../provision/endpoint.js';
 import { provision } from '../../provision/provision.js';
 import { parseFlags } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { Output } from '../output.js';
+import { progressLine } from '../progress-text.js';
 import {
   CONNECTION_FLAGS_HELP,
   connectionFlagSpecs,
@@ -17,12 +22,7 @@ import {
   requestOptionsFrom,
   usesTls,
 } from '../provision-flags.js';
-import type { CommandContext } from '../context.js';
-import { EXIT } from '../exit-codes.js';
-import { Output } from '../output.js';
-import { progressLine } from '../progress-text.js';
 import { SYSTEM_PARAM_FLAGS, SYSTEM_PARAM_HELP, systemParametersFrom } from '../system-params.js';
-import { optional } from '../../internal/optional.js';
 
 /** `--help` of `provision`. */
 export const help = `Usage: fleet-provision provision --endpoint <host|url> --template <name>

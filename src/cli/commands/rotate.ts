@@ -4,15 +4,15 @@
  * window, so a daily cron job or systemd timer can run it unconditionally.
  */
 import { resolve } from 'node:path';
+import { optional } from '../../internal/optional.js';
 import { rotate } from '../../provision/rotate.js';
 import { parseFlags } from '../args.js';
-import { KEYS_CHOICES, parametersFrom, readPem } from '../provision-flags.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
 import { progressLine } from '../progress-text.js';
+import { KEYS_CHOICES, parametersFrom, readPem } from '../provision-flags.js';
 import { readSetStatus } from '../set-status.js';
-import { optional } from '../../internal/optional.js';
 
 /** `--help` of `rotate`. */
 export const help = `Usage: fleet-provision rotate --out <dir> --template <name> [options]

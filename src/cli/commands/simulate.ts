@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { z } from 'zod/mini';
+import { optional } from '../../internal/optional.js';
 import { InvalidArgumentError } from '../../protocol/errors.js';
 import type {
   AnswerEvent,
@@ -16,7 +17,6 @@ import { type Flags, parseFlags } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { Output } from '../output.js';
-import { optional } from '../../internal/optional.js';
 
 /** `--help` of `simulate`. */
 export const help = `Usage: fleet-provision simulate [--port N] [--host H] [--no-tls] [--templates <file>] [--out <dir>]

@@ -4,11 +4,11 @@
  * with the AWS error a device would get.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { decodePayload, encodePayload } from '../../protocol/payload.js';
-import type { OperationName } from '../../protocol/errors.js';
-import type { Simulator } from '../../simulator/index.js';
-import { operationTopics } from '../../protocol/topics.js';
 import { optional } from '../../internal/optional.js';
+import type { OperationName } from '../../protocol/errors.js';
+import { decodePayload, encodePayload } from '../../protocol/payload.js';
+import { operationTopics } from '../../protocol/topics.js';
+import type { Simulator } from '../../simulator/index.js';
 
 /** One check and its outcome. */
 export interface DoctorCheck {

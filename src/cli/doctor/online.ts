@@ -7,10 +7,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP, connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
+import { optional } from '../../internal/optional.js';
 import { operationTopics } from '../../protocol/topics.js';
 import { endpointUrl } from '../../provision/endpoint.js';
 import { type DoctorCheck, fail, ok } from './offline.js';
-import { optional } from '../../internal/optional.js';
 
 /** What the online doctor is given. */
 export interface OnlineInput {

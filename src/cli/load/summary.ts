@@ -2,9 +2,9 @@
  * The summary `load` prints: counts, failures by code, throughput, percentiles and the histogram.
  */
 
+import type { Output } from '../output.js';
 import type { LoadReport } from './run.js';
 import { drawHistogram, formatMs } from './stats.js';
-import type { Output } from '../output.js';
 
 /** Print `report` for people, on stdout. */
 export function printSummary(output: Output, report: LoadReport, reportPath: string | undefined): void {
