@@ -21,6 +21,12 @@ export const REAL_TIMERS: Timers = {
   },
 };
 
+/** Node's own timers, unref'd: a deadline that should never keep the process alive by itself. */
+export const UNREF_TIMERS: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: REAL_TIMERS.clearTimeout,
+};
+
 function isTimeout(handle: unknown): handle is NodeJS.Timeout {
   return typeof handle === 'object' && handle !== null && 'hasRef' in handle;
 }
@@ -52,4 +58,24 @@ export function withDeadline<T>(
       clearTimeout: ((handle: unknown) => timers.clearTimeout(handle)) as typeof globalThis.clearTimeout,
     },
   });
+}
+
+/** What {@link settleWithin} throws inside when its bound passes; never seen outside. */
+const BOUND_PASSED = Symbol('bound passed');
+
+/**
+ * Wait for `promise` to settle (either way), but no longer than `ms`; never throws. Resolves true when it
+ * settled in time, false when the bound passed first. For waits whose outcome does not matter beyond
+ * that: closing a connection, an UNSUBACK, removing a staged set.
+ */
+export async function settleWithin(
+  promise: Promise<unknown>,
+  ms: number,
+  timers: Timers = REAL_TIMERS,
+): Promise<boolean> {
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return withDeadline(settled, ms, () => BOUND_PASSED, timers).catch(() => false);
 }

@@ -9,6 +9,7 @@
  * own re-subscription (`resubscribe: true`), whose outcome nobody hears, nor let mqtt.js complete a
  * SUBSCRIBE locally because it remembers the topic: every SUBSCRIBE it sends goes to the broker.
  */
+import { settleWithin, UNREF_TIMERS } from '../internal/deadline.js';
 import { ConnectionLostError, SubscribeFailedError } from '../protocol/errors.js';
 import { redact } from '../protocol/redact.js';
 import {
@@ -353,7 +354,7 @@ export class TopicRouter {
     const settled = Promise.all([sent, ...inflight.map((p) => p.catch(() => undefined))]).then(
       () => undefined,
     );
-    return bounded(settled, RELEASE_TIMEOUT_MS);
+    return settleWithin(settled, RELEASE_TIMEOUT_MS, UNREF_TIMERS).then(() => undefined);
   }
 
   /**
@@ -396,7 +397,7 @@ export class TopicRouter {
       () => undefined,
     );
     if (!this.#transport.connected) return Promise.resolve();
-    const acknowledged = bounded(done, RELEASE_TIMEOUT_MS);
+    const acknowledged = settleWithin(done, RELEASE_TIMEOUT_MS, UNREF_TIMERS).then(() => undefined);
     for (const topic of topics) this.#unsubscribingTopics.set(topic, acknowledged);
     void acknowledged.then(() => {
       for (const topic of topics) {
@@ -450,16 +451,4 @@ function warnOnRefusal(unsuback: unknown, topics: readonly string[]): void {
       code: 'FLEET_PROVISION_UNSUBSCRIBE_REFUSED',
     },
   );
-}
-
-/** `promise`, or undefined after `ms`, whichever comes first; the timer never outlives it. */
-export function bounded(promise: Promise<void>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    void promise.then(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

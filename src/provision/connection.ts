@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
+import { settleWithin, withDeadline } from '../internal/deadline.js';
 import { optional } from '../internal/optional.js';
 import { mqttLogger, muteWireDebug } from '../mqtt/log.js';
 import { PacketSizeScanner } from '../mqtt/packet-size.js';
@@ -205,44 +206,44 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
     },
   );
 
+  let unlisten = () => {};
+  const accepted = new Promise<void>((resolve, reject) => {
+    const onConnect = () => resolve();
+    const onError = (error: Error) =>
+      reject(
+        error.message === 'connack timeout'
+          ? new TimeoutError({ phase: 'connect', timeoutMs })
+          : connectFailure(url, error),
+      );
+    const onClose = () =>
+      reject(
+        new ConnectionLostError(
+          tls
+            ? `The connection to ${url} closed before the broker accepted it. If this repeats, the broker ` +
+                'refuses the client certificate: check that it is registered, ACTIVE and signed by a CA it trusts.'
+            : `The connection to ${url} closed before the broker answered the MQTT CONNECT. If that port ` +
+                'expects TLS (AWS IoT: 8883 or 443), use mqtts://; otherwise check that an MQTT broker listens there.',
+        ),
+      );
+    const onAbort = () => reject(new AbortedError(signal?.reason));
+    client.on('connect', onConnect);
+    client.on('error', onError);
+    client.on('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    unlisten = () => {
+      signal?.removeEventListener('abort', onAbort);
+      client.removeListener('error', onError);
+      client.removeListener('close', onClose);
+      client.removeListener('connect', onConnect);
+    };
+  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      const settle = (error?: Error) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        client.removeListener('error', onError);
-        client.removeListener('close', onClose);
-        client.removeListener('connect', onConnect);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      const onConnect = () => settle();
-      const onError = (error: Error) =>
-        settle(
-          error.message === 'connack timeout'
-            ? new TimeoutError({ phase: 'connect', timeoutMs })
-            : connectFailure(url, error),
-        );
-      const onClose = () =>
-        settle(
-          new ConnectionLostError(
-            tls
-              ? `The connection to ${url} closed before the broker accepted it. If this repeats, the broker ` +
-                  'refuses the client certificate: check that it is registered, ACTIVE and signed by a CA it trusts.'
-              : `The connection to ${url} closed before the broker answered the MQTT CONNECT. If that port ` +
-                  'expects TLS (AWS IoT: 8883 or 443), use mqtts://; otherwise check that an MQTT broker listens there.',
-          ),
-        );
-      const onAbort = () => settle(new AbortedError(signal?.reason));
-      const timer = setTimeout(() => settle(new TimeoutError({ phase: 'connect', timeoutMs })), timeoutMs);
-      client.on('connect', onConnect);
-      client.on('error', onError);
-      client.on('close', onClose);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    await withDeadline(accepted, timeoutMs, () => new TimeoutError({ phase: 'connect', timeoutMs }));
   } catch (error) {
     client.end(true);
     throw error;
+  } finally {
+    unlisten();
   }
   // After CONNACK an error without a listener would crash the process; the calls report drops.
   client.on('error', () => {});
@@ -254,18 +255,7 @@ export async function openConnection(options: ConnectionOptions): Promise<MqttCl
  * destroying the socket; never throws.
  */
 export async function closeConnection(client: MqttClient, boundMs = 2_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    client.endAsync(true).then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), boundMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (!ended) client.stream?.destroy();
+  if (!(await settleWithin(client.endAsync(true), boundMs))) client.stream?.destroy();
 }
 
 function isIpAddress(host: string): boolean {

@@ -17,6 +17,7 @@ import { assertCsr } from '../device/csr-input.js';
 import { ensurePrivateDirectory, persisting, withinDeadline } from '../device/durable-files.js';
 import { inspectExistingSet, parametersDigest } from '../device/existing-set.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
+import { settleWithin } from '../internal/deadline.js';
 import { delay } from '../internal/delay.js';
 import { optional } from '../internal/optional.js';
 import {
@@ -35,7 +36,7 @@ import { closeConnection, openConnection } from './connection.js';
 import { endpointUrl } from './endpoint.js';
 import { type ProvisionPlan, planProvision } from './plan.js';
 import { backoffDelay, isRetryable } from './retry.js';
-import { ProvisionRun, requestOptions, settleWithin } from './session.js';
+import { ProvisionRun, requestOptions } from './session.js';
 import type { ProvisionedDevice, ProvisionOptions } from './types.js';
 
 /** Retrying RegisterThing stops this long before the ownership token expires. */

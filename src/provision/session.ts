@@ -5,6 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
+import { settleWithin } from '../internal/deadline.js';
 import { delay } from '../internal/delay.js';
 import { optional } from '../internal/optional.js';
 import type { MqttTransport } from '../mqtt/transport.js';
@@ -141,15 +142,3 @@ export class ProvisionRun {
 
 /** The longest provision() waits for a connection it opened to close: 2 s. */
 export const CLOSE_BOUND_MS = 2_000;
-
-/** Wait for `promise` to settle, but no longer than `ms`; never throws. */
-export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    promise.catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
