@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { MqttClient, Packet } from 'mqtt';
 import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-client.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { closeConnection, MAX_PACKET_BYTES, openConnection } from '../../src/provision/connection.js';
 import { parseEndpoint } from '../../src/provision/endpoint.js';
 import { provision } from '../../src/provision/provision.js';
 import { startAedes } from '../helpers/aedes-broker.js';
 import { runCli } from '../helpers/cli-run.js';
+import { failure } from '../helpers/failure.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { closeClients, connectClient } from '../helpers/mqtt.js';
 import { makeCsr, tamperSignature } from '../helpers/sim-csr.js';
@@ -54,16 +54,6 @@ async function startSilentServer(): Promise<SilentServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<FleetProvisioningError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FleetProvisioningError) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 let silent: SilentServer;

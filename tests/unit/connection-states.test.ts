@@ -8,23 +8,13 @@ import { FleetProvisioningClient } from '../../src/client/fleet-provisioning-cli
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import { IotIdentityClient } from '../../src/identity/iot-identity-client.js';
 import { routerFor } from '../../src/mqtt/topic-router.js';
-import { FleetProvisioningError } from '../../src/protocol/errors.js';
 import { provision } from '../../src/provision/provision.js';
 import { isRetryable } from '../../src/provision/retry.js';
+import { failure } from '../helpers/failure.js';
 import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 import { issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 
 const T = serviceTopics();
-
-async function failure(promise: Promise<unknown>): Promise<FleetProvisioningError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FleetProvisioningError) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** A promise and the function that resolves it. */
 function gate(): { promise: Promise<void>; open: () => void } {

@@ -8,20 +8,11 @@ import {
   SubscribeFailedError,
   TimeoutError,
 } from '../../src/protocol/errors.js';
+import { failure } from '../helpers/failure.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { answer, canned, FakeServiceTransport, serviceTopics } from '../helpers/fake-service-transport.js';
 
 const T = serviceTopics();
-
-async function failure(promise: Promise<unknown>): Promise<FleetProvisioningError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FleetProvisioningError) return error;
-    throw error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** A fake service that answers each request in order, once the test says so (or at once). */
 function queuedService(fake: FakeServiceTransport, topic = T.keys.request) {
