@@ -166,8 +166,19 @@ export function acknowledgedBefore(
   return acknowledged;
 }
 
+/** What the proxy does to packets a client sends, beyond forwarding them. */
+export interface ProxyRules {
+  /** Packets that never reach the broker (an UNSUBSCRIBE that is never acknowledged). */
+  drop?: (packet: ProxiedPacket) => boolean;
+  /**
+   * The first packet (of any connection) that matches sends its connection half-open: that packet and
+   * everything after it, both ways, is swallowed, and nobody closes anything.
+   */
+  freeze?: (packet: ProxiedPacket) => boolean;
+}
+
 /** Start a proxy on 127.0.0.1 (port 0) to the broker at `target` (`mqtt://host:port`). */
-export async function startMqttProxy(target: string): Promise<MqttProxy> {
+export async function startMqttProxy(target: string, rules: ProxyRules = {}): Promise<MqttProxy> {
   const { hostname, port } = new URL(target);
   const log: ProxiedPacket[] = [];
   const sockets = new Set<Socket>();
@@ -177,6 +188,7 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
   let until: ((log: readonly ProxiedPacket[]) => boolean) | undefined;
   const held = new Set<() => void>();
   let connections = 0;
+  let froze = false;
 
   const notify = () => {
     if (holding !== undefined && until?.(log) === true) proxy.release();
@@ -200,10 +212,19 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
     client.on('close', end);
     broker.on('close', end);
 
+    let halfOpen = false;
     const outgoing = new PacketSplitter();
     client.on('data', (chunk: Buffer) => {
       for (const packet of outgoing.push(chunk)) {
-        log.push(describePacket(packet, 'out', connection, version));
+        if (halfOpen) return;
+        const described = describePacket(packet, 'out', connection, version);
+        if (!froze && rules.freeze?.(described) === true) {
+          froze = true;
+          halfOpen = true;
+          return;
+        }
+        if (rules.drop?.(described) === true) continue;
+        log.push(described);
         broker.write(packet);
         notify();
       }
@@ -228,7 +249,7 @@ export async function startMqttProxy(target: string): Promise<MqttProxy> {
           return;
         }
         queue.shift();
-        if (client.destroyed) continue;
+        if (client.destroyed || halfOpen) continue;
         log.push(describePacket(packet, 'in', connection, version));
         client.write(packet);
         notify();

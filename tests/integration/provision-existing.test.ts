@@ -5,17 +5,15 @@
  * returns, a throwing onProgress, an abort during verify).
  */
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, chown, mkdir, open, rm, stat } from 'node:fs/promises';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import mqttPacket from 'mqtt-packet';
 import { provision } from '../../src/provision/provision.js';
 import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { connectClient } from '../helpers/mqtt.js';
+import { startMqttProxy } from '../helpers/mqtt-proxy.js';
 import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -142,57 +140,9 @@ describe('existing credentials', () => {
   });
 });
 
-/**
- * A TCP proxy to `target` that looks at each packet a client sends. `drop` packets never reach the broker
- * (an UNSUBSCRIBE that is never acknowledged). After a `freeze` packet the connection goes half-open: that
- * packet and everything after it, both ways, is swallowed, and nobody closes anything.
- */
-async function packetProxy(
-  target: Simulator,
-  rules: { drop?: (packet: mqttPacket.Packet) => boolean; freeze?: (packet: mqttPacket.Packet) => boolean },
-): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let frozen = false;
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    let halfOpen = false;
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
-    parser.on('packet', (packet) => {
-      if (!halfOpen && !frozen && rules.freeze?.(packet) === true) {
-        frozen = true; // only the first connection that sends it
-        halfOpen = true;
-      }
-      if (halfOpen || rules.drop?.(packet) === true) return;
-      upstream.write(mqttPacket.generate(packet));
-    });
-    client.on('data', (bytes) => parser.parse(bytes));
-    upstream.on('data', (bytes) => {
-      if (!halfOpen) client.write(bytes);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return {
-    url: `mqtt://127.0.0.1:${address.port}`,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('waits that must end', () => {
   it('settles although the broker never acknowledges the UNSUBSCRIBE (own and handed-in connection)', async () => {
-    const proxy = await packetProxy(other, { drop: (packet) => packet.cmd === 'unsubscribe' });
+    const proxy = await startMqttProxy(other.url, { drop: (packet) => packet.cmd === 'unsubscribe' });
     cleanups.push(proxy.close);
     const own = await provision({
       endpoint: proxy.url,
@@ -219,7 +169,7 @@ describe('waits that must end', () => {
     const seen = new Promise<void>((resolve) => {
       unsubscribeSeen = resolve;
     });
-    const proxy = await packetProxy(other, {
+    const proxy = await startMqttProxy(other.url, {
       drop: (packet) => {
         if (packet.cmd !== 'unsubscribe') return false;
         unsubscribeSeen();
@@ -271,8 +221,8 @@ describe('waits that must end', () => {
 
   it('retries over a fresh connection when the first goes half-open during RegisterThing', async () => {
     // The RegisterThing request vanishes and the connection stays "up": no answer, no close, no error.
-    const proxy = await packetProxy(other, {
-      freeze: (packet) => packet.cmd === 'publish' && packet.topic.includes('/provision/'),
+    const proxy = await startMqttProxy(other.url, {
+      freeze: (packet) => packet.cmd === 'publish' && packet.topic?.includes('/provision/') === true,
     });
     cleanups.push(proxy.close);
     const events: ProgressEvent[] = [];
