@@ -106,7 +106,6 @@ export class FleetProvisioningClient {
   readonly #lateAnswerWindowMs: number;
   readonly #timers: Timers | undefined;
   readonly #calls = new Set<CallHandle>();
-  readonly #topicCache = new Map<string, OperationTopics>();
   #closed: Promise<void> | undefined;
 
   /**
@@ -285,13 +284,13 @@ export class FleetProvisioningClient {
     return call.promise.finally(() => this.#calls.delete(call));
   }
 
-  /** The topics of one pair, built (and the template name checked) once per client. */
+  /** The topics of one pair, built (and the template name checked) once per process. */
   #topics(operation: OperationName, templateName: string): OperationTopics {
-    const key = `${operation}/${templateName}`;
-    let found = this.#topicCache.get(key);
+    const key = `${this.format}/${operation}/${templateName}`;
+    let found = topicCache.get(key);
     if (found === undefined) {
       found = operationTopics(operation, this.format, templateName);
-      if (this.#topicCache.size < 1_000) this.#topicCache.set(key, found);
+      if (topicCache.size < 1_000) topicCache.set(key, found);
     }
     return found;
   }
@@ -312,9 +311,28 @@ export class FleetProvisioningClient {
   }
 }
 
-/** A whole PEM block, or one long opaque run: the shapes `redact()` removes without being told. */
-const SHAPED_SECRET =
-  /^(?:-----BEGIN ([A-Z0-9 ]+)-----[^-]*-----END \1-----\s*|[A-Za-z0-9+/_-]{100,}={0,2})$/;
+/**
+ * Topics by format, operation and template, shared by every client: provision() makes a client per call,
+ * and building the topics checks the template name. Bounded; a template name that fails is not kept.
+ */
+const topicCache = new Map<string, OperationTopics>();
+
+/** One long opaque run (a token): what `redact()` removes without being told, besides PEM blocks. */
+const OPAQUE_RUN = /^[A-Za-z0-9+/_-]{100,}={0,2}$/;
+
+/**
+ * True when `secret` is one whole PEM block or one long opaque run: shapes `redact()` removes without
+ * being told. The PEM test reads the BEGIN and END lines only (a PEM body never holds a `-`), so a 2 KB
+ * private key costs no scan of its body.
+ */
+function redactedByShape(secret: string): boolean {
+  if (!secret.startsWith('-----BEGIN ')) return OPAQUE_RUN.test(secret);
+  const labelEnd = secret.indexOf('-----', 11);
+  if (labelEnd < 12 || !/^[A-Z0-9 ]+$/.test(secret.slice(11, labelEnd))) return false;
+  const endLine = `-----END ${secret.slice(11, labelEnd)}-----`;
+  const end = secret.indexOf('-----', labelEnd + 5);
+  return end > 0 && secret.startsWith(endLine, end) && secret.slice(end + endLine.length).trim() === '';
+}
 
 /**
  * Register a secret with `redact()`, unless `redact()` already removes it by its shape. Remembering
@@ -322,5 +340,9 @@ const SHAPED_SECRET =
  * large share of a warm call; a PEM key or a long opaque token is redacted by shape anyway.
  */
 function remember(secret: string): void {
-  if (!SHAPED_SECRET.test(secret)) rememberSecret(secret);
+  // RegisterThing sends the token CreateKeysAndCertificate just delivered: the same string, seen already.
+  if (secret === lastRemembered) return;
+  lastRemembered = secret;
+  if (!redactedByShape(secret)) rememberSecret(secret);
 }
+let lastRemembered: string | undefined;

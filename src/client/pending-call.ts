@@ -1,12 +1,14 @@
 /**
- * One call in flight: its promise, its deadline (counted from the call, whatever phase it is in, set with
- * internal/deadline.ts), its abort listener, and the single path through which it ends. Every way a call
- * can end (answer, rejection, timeout, abort, lost connection, close) goes through one private `finish`,
- * which clears the timer, removes the abort listener and tells the owner once, before the caller's
- * promise settles.
+ * One call in flight: its promise, its deadline (counted from the call, whatever phase it is in), its
+ * abort listener, and the single path through which it ends. Every way a call can end (answer,
+ * rejection, timeout, abort, lost connection, close) goes through one private `finish`, which clears the
+ * timer, removes the abort listener and tells the owner once, before the caller's promise settles.
+ *
+ * The deadline is one timer on the clock of internal/deadline.ts (`Timers`, so that unit tests drive
+ * it), not a p-timeout wrapper: the call already is a promise with one settle path, and p-timeout would
+ * add a second promise and build an unused error for every call (see docs/performance.md).
  */
-import type { ClearablePromise } from 'p-timeout';
-import { type Timers, withDeadline } from '../internal/deadline.js';
+import { REAL_TIMERS, type Timers } from '../internal/deadline.js';
 import { AbortedError, type OperationName, type OperationPhase, TimeoutError } from '../protocol/errors.js';
 
 /** Options every asynchronous call of this library takes. */
@@ -46,7 +48,8 @@ export class PendingCall<T> implements CallHandle {
   #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
   #done = false;
-  readonly #deadline: ClearablePromise<T>;
+  readonly #timers: Timers;
+  readonly #timer: unknown;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort: (() => void) | undefined;
   #onEnd: ((end: CallEnd) => void) | undefined;
@@ -59,24 +62,18 @@ export class PendingCall<T> implements CallHandle {
     operation: OperationName | undefined,
     timeoutMs: number,
     signal: AbortSignal | undefined,
-    timers?: Timers,
+    timers: Timers = REAL_TIMERS,
   ) {
     this.operation = operation;
-    const settled = new Promise<T>((resolve, reject) => {
+    this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#deadline = withDeadline(
-      settled,
+    this.#timers = timers;
+    this.#timer = timers.setTimeout(
+      () => this.reject(new TimeoutError({ ...this.#named(), phase: this.phase, timeoutMs })),
       timeoutMs,
-      () => {
-        // The owner hears of the timeout before the caller's promise rejects, as with every other end.
-        this.#finish('failed');
-        return new TimeoutError({ ...this.#named(), phase: this.phase, timeoutMs });
-      },
-      timers,
     );
-    this.promise = this.#deadline;
     this.#signal = signal;
     if (signal !== undefined) {
       this.#onAbort = () => this.reject(new AbortedError(signal.reason, this.operation));
@@ -115,7 +112,7 @@ export class PendingCall<T> implements CallHandle {
   #finish(end: CallEnd): boolean {
     if (this.#done) return false;
     this.#done = true;
-    this.#deadline.clear();
+    this.#timers.clearTimeout(this.#timer);
     if (this.#signal !== undefined && this.#onAbort !== undefined) unwatchSignal(this.#signal, this.#onAbort);
     const onEnd = this.#onEnd;
     this.#onEnd = undefined;

@@ -1,6 +1,10 @@
 /**
- * Deadlines: p-timeout, wrapped once. Every call's deadline is set here (by `PendingCall`), with
- * p-timeout's `customTimers` seam, so a test can drive time with its own clock instead of sleeping.
+ * Deadlines, on one clock (`Timers`: Node's by default, a test's own in unit tests, so that tests drive
+ * time instead of sleeping). A deadline that ends a wait with an error is p-timeout, wrapped once here
+ * ({@link withDeadline}) with its `customTimers` seam. The two waits on every request's path use one
+ * timer of the same clock instead: a request's own deadline (`client/pending-call.ts`, a promise that
+ * already has one settle path) and {@link settleWithin}; p-timeout builds an error with its stack trace
+ * for each promise it wraps, which measured as the largest single cost of a warm request.
  */
 import pTimeout, { type ClearablePromise } from 'p-timeout';
 import { optional } from './optional.js';
@@ -60,22 +64,26 @@ export function withDeadline<T>(
   });
 }
 
-/** What {@link settleWithin} throws inside when its bound passes; never seen outside. */
-const BOUND_PASSED = Symbol('bound passed');
-
 /**
  * Wait for `promise` to settle (either way), but no longer than `ms`; never throws. Resolves true when it
  * settled in time, false when the bound passed first. For waits whose outcome does not matter beyond
  * that: closing a connection, an UNSUBACK, removing a staged set.
+ *
+ * One timer, not a p-timeout wrapper: there is no error to build, and p-timeout builds one (stack trace
+ * included) for every promise it wraps, which on the UNSUBACK of every provisioning cost more than the
+ * rest of the wait (see docs/performance.md).
  */
-export async function settleWithin(
+export function settleWithin(
   promise: Promise<unknown>,
   ms: number,
   timers: Timers = REAL_TIMERS,
 ): Promise<boolean> {
-  const settled = promise.then(
-    () => true,
-    () => true,
-  );
-  return withDeadline(settled, ms, () => BOUND_PASSED, timers).catch(() => false);
+  return new Promise<boolean>((resolve) => {
+    const handle = timers.setTimeout(() => resolve(false), ms);
+    const settled = () => {
+      timers.clearTimeout(handle);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
 }

@@ -351,15 +351,17 @@ export class TopicRouter {
     // #unsubscribeAbandoned); the others now.
     const now = idle.filter((e) => e.inflight === undefined).map((e) => e.topic);
     const sent = this.#sendUnsubscribe(now);
-    const settled = Promise.all([sent, ...inflight.map((p) => p.catch(() => undefined))]).then(
-      () => undefined,
-    );
+    // A SUBSCRIBE in flight is undone once its SUBACK is in: wait for that UNSUBSCRIBE to be written too.
+    const undone = inflight.map((p) => p.catch(() => undefined).then(() => this.#unsubscribing?.done));
+    const settled = Promise.all([sent, ...undone]).then(() => undefined);
     return settleWithin(settled, RELEASE_TIMEOUT_MS, UNREF_TIMERS).then(() => undefined);
   }
 
   /**
    * UNSUBSCRIBE `topics`. Releases made in one turn of the event loop (a client closing several pairs)
-   * share one packet.
+   * share one packet, written at the start of the next turn: whoever released goes on at once (a
+   * provision() on a handed-in client returns its result before the packet is written), and a topic
+   * held again in the meantime stays subscribed (see `#flushUnsubscribe`).
    */
   #sendUnsubscribe(topics: string[]): Promise<void> {
     if (topics.length === 0) return Promise.resolve();
@@ -367,7 +369,7 @@ export class TopicRouter {
     if (batch === undefined) {
       const pending: string[] = [];
       const done = new Promise<void>((resolve) => {
-        queueMicrotask(() => {
+        setImmediate(() => {
           this.#unsubscribing = undefined;
           resolve(this.#flushUnsubscribe(pending));
         });

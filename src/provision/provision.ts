@@ -109,7 +109,7 @@ export class Provisioning {
   readonly #again: string;
   readonly #run: ProvisionRun;
   readonly #endpoint: string;
-  readonly #parametersSha256: string;
+  #parametersDigest: string | undefined;
   readonly #abandoned: Array<{ certificateId: string; staged: StagedCredentials | undefined }> = [];
   /** The unfinished sets of earlier runs that this call found. */
   readonly #found: StagedCredentials[] = [];
@@ -120,7 +120,6 @@ export class Provisioning {
     this.#again = rotation === undefined ? 'provision()' : 'rotate()';
     this.#run = new ProvisionRun(plan);
     this.#endpoint = plan.endpoint === undefined ? '' : endpointUrl(plan.endpoint);
-    this.#parametersSha256 = parametersDigest(plan.parameters);
   }
 
   async run(): Promise<ProvisionedDevice> {
@@ -198,7 +197,7 @@ export class Provisioning {
               certificateOwnershipToken: certificate.certificateOwnershipToken,
               endpoint: this.#endpoint,
               templateName: plan.templateName,
-              parametersSha256: this.#parametersSha256,
+              parametersSha256: this.#parametersSha256(),
               ...(this.#rotation === undefined ? {} : { purpose: 'rotate' as const }),
             },
           ),
@@ -287,16 +286,18 @@ export class Provisioning {
   ): Promise<ProvisionedDevice> {
     const plan = this.#plan;
     const rotation = this.#rotation;
-    const record = this.#deviceJson(certificate.certificateId, answer);
+    // device.json is written only with a staged set; without one, the answer is all there is to show.
+    const record = staged === undefined ? undefined : this.#deviceJson(certificate.certificateId, answer);
+    const shown = record ?? answer;
     const device: ProvisionedDevice = {
-      ...optional('thingName', record.thingName),
-      deviceConfiguration: record.deviceConfiguration,
+      deviceConfiguration: shown.deviceConfiguration,
       certificateId: certificate.certificateId,
       certificatePem: certificate.certificatePem,
-      ...optional('privateKey', certificate.privateKey),
       abandonedCertificateIds: [],
     };
-    if (staged === undefined) {
+    if (shown.thingName !== undefined) device.thingName = shown.thingName;
+    if (certificate.privateKey !== undefined) device.privateKey = certificate.privateKey;
+    if (staged === undefined || record === undefined) {
       plan.onProgress({ step: 'registered', thingName: answer.thingName });
     } else if (rotation !== undefined) {
       const expected = rotation.current.thingName;
@@ -331,7 +332,7 @@ export class Provisioning {
           plan,
           certificate.certificatePem,
           certificate.privateKey,
-          record.thingName,
+          shown.thingName,
         );
         plan.onProgress({ step: 'verified', accepted: device.verified });
       } catch (error) {
@@ -340,6 +341,12 @@ export class Provisioning {
       }
     }
     return device;
+  }
+
+  /** The digest of the template parameters that `device.json` records: made when a file needs it. */
+  #parametersSha256(): string {
+    this.#parametersDigest ??= parametersDigest(this.#plan.parameters);
+    return this.#parametersDigest;
   }
 
   /** What `device.json` says once RegisterThing accepted `certificateId`. */
@@ -353,7 +360,7 @@ export class Provisioning {
         templateName: this.#plan.templateName,
         endpoint: this.#endpoint,
         provisionedAt: new Date().toISOString(),
-        parametersSha256: this.#parametersSha256,
+        parametersSha256: this.#parametersSha256(),
       };
     }
     // A rotated set is still the set provision() made: it keeps what provision() compares (endpoint,
@@ -481,7 +488,7 @@ export class Provisioning {
       const matches =
         progress.endpoint === this.#endpoint &&
         progress.templateName === plan.templateName &&
-        progress.parametersSha256 === this.#parametersSha256;
+        progress.parametersSha256 === this.#parametersSha256();
       if (progress.state === 'abandoned') {
         await this.#abandon(progress.certificateId, staged, 'an earlier run gave it up');
         continue;

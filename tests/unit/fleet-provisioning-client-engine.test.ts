@@ -374,6 +374,8 @@ describe('close() and cleanup', () => {
     // The listeners go at once, even with a SUBSCRIBE in flight.
     expect(fake.listenerTotals()).toEqual(before);
     for (const call of settled) await expect(call).resolves.toMatchObject({ code: 'CLIENT_CLOSED' });
+    // The subscribed pairs are undone in one UNSUBSCRIBE, without waiting for the SUBACK in flight.
+    await fake.waitFor('unsubscribe');
     expect(
       fake
         .sent('unsubscribe')

@@ -219,7 +219,39 @@ describe('FleetProvisioningClient: answers', () => {
     expect(redact(`oops ${keys.certificateOwnershipToken}`)).toBe('oops [REDACTED]');
     await client.close();
   });
+
+  it.each([
+    ['a short token', 'tok', 'a short token: zzShortTokenTailXYZ'],
+    ['two PEM blocks in one key', 'key', `${twoBlocks()}\nzzTwoBlocksTailXYZ`],
+    [
+      'a PEM block with text after it',
+      'key',
+      `${twoBlocks().split('\n\n')[0]}\ntrailing words zzTrailingWordsXYZ`,
+    ],
+  ])('remembers a secret that is not shaped for redact(): %s', async (_name, field, secret) => {
+    const fake = new FakeServiceTransport();
+    fake.respond = (publish) =>
+      publish.topic === T.keys.request
+        ? [
+            answer(T.keys.accepted, {
+              ...canned.keys(1),
+              ...(field === 'tok' ? { certificateOwnershipToken: secret } : { privateKey: secret }),
+            }),
+          ]
+        : undefined;
+    const client = new FleetProvisioningClient(fake);
+    await client.createKeysAndCertificate();
+    const piece = secret.slice(-17);
+    expect(redact(`oops ${piece}`)).not.toContain(piece);
+    await client.close();
+  });
 });
+
+/** Two PEM blocks with made-up bodies: not one whole block, so redact() must be told of the text. */
+function twoBlocks(): string {
+  const block = (label: string, body: string) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----`;
+  return `${block('PRIVATE KEY', 'QUJD'.repeat(20))}\n\n${block('CERTIFICATE', 'WFla'.repeat(20))}`;
+}
 
 describe('FleetProvisioningClient: arguments', () => {
   it.each(['a/b', '+', '#', '', 'x'.repeat(37), 'ünïcode'])(
