@@ -106,8 +106,8 @@ export class TopicPair {
   #owed = 0;
   /** The same count, kept after the quarantine gives up on them: lets `accept` drop a foreign answer. */
   #unanswered = 0;
-  /** Certificate ids already delivered on this pair, oldest first. */
-  readonly #certificates: string[] = [];
+  /** Certificate ids already delivered on this pair, oldest first (a Set keeps insertion order). */
+  readonly #certificates = new Set<string>();
   /** The shortest round trip (request out → answer in) seen on this pair, in ms. */
   #roundTrip = Number.POSITIVE_INFINITY;
   /** While an accepted answer is being checked, later messages wait here, in order. */
@@ -152,13 +152,16 @@ export class TopicPair {
    * so an accepted answer that repeats it is a duplicate, whenever it arrives: it settles no later call.
    */
   delivered(certificateId: string): boolean {
-    return this.#certificates.includes(certificateId);
+    return this.#certificates.has(certificateId);
   }
 
   /** Remember a certificate id delivered to a call (the last {@link REMEMBERED_CERTIFICATES}). */
   remember(certificateId: string): void {
-    this.#certificates.push(certificateId);
-    if (this.#certificates.length > REMEMBERED_CERTIFICATES) this.#certificates.shift();
+    this.#certificates.add(certificateId);
+    if (this.#certificates.size > REMEMBERED_CERTIFICATES) {
+      const oldest = this.#certificates.values().next();
+      if (oldest.done !== true) this.#certificates.delete(oldest.value);
+    }
   }
 
   /** A message on the accepted or rejected topic. Never throws. */

@@ -221,8 +221,11 @@ export class FleetProvisioningClient {
         throw new InvalidArgumentError(`Unknown operation ${JSON.stringify(operation)} in prepare().`);
       }
       const templateName = target.operation === 'RegisterThing' ? target.templateName : '';
-      const topics = operationTopics(target.operation, this.format, templateName);
-      return { operation: target.operation, topics, format: this.format };
+      return {
+        operation: target.operation,
+        topics: this.#topics(target.operation, templateName),
+        format: this.format,
+      };
     });
     const { timeoutMs, signal } = this.#options(options);
     this.#assertOpen();

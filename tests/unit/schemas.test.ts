@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { operations } from '../../src/protocol/operations.js';
-import { checkSchema } from '../../src/protocol/payload.js';
+import { checkSchema, decodePayload } from '../../src/protocol/payload.js';
+import { encodeRequest } from '../../src/protocol/requests.js';
 import {
   CreateCertificateFromCsrResponseSchema,
   CreateKeysAndCertificateResponseSchema,
@@ -125,5 +126,21 @@ describe('requests', () => {
         parameters: { n: 1 },
       }),
     ).toEqual({ ok: false, issues: [{ path: 'parameters.n', problem: 'expected string' }] });
+  });
+
+  it('an empty request is checked once per operation and format, and its bytes are shared', () => {
+    const json = encodeRequest('CreateKeysAndCertificate', {}, 'json');
+    expect(json.toString()).toBe('{}');
+    expect(encodeRequest('CreateKeysAndCertificate', {}, 'json')).toBe(json);
+    expect(decodePayload(encodeRequest('CreateKeysAndCertificate', {}, 'cbor'), 'cbor')).toEqual({
+      ok: true,
+      value: {},
+    });
+    // An empty request that its operation refuses is refused every time, never cached.
+    for (let i = 0; i < 2; i++) {
+      expect(() => encodeRequest('RegisterThing', {}, 'json')).toThrow(/certificateOwnershipToken/);
+    }
+    // Only a plain empty object takes the shortcut.
+    expect(() => encodeRequest('CreateKeysAndCertificate', [], 'json')).toThrow(/Invalid/);
   });
 });
