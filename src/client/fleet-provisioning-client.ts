@@ -14,6 +14,7 @@ import { assertQos, assertSignal, assertTimeout } from '../protocol/call-options
 import { ClientClosedError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
 import { rememberSecret } from '../protocol/redact.js';
+import { loadCodec } from '../protocol/payload.js';
 import { encodeRequest } from '../protocol/requests.js';
 import type {
   CreateCertificateFromCsrRequest,
@@ -229,6 +230,11 @@ export class FleetProvisioningClient {
     });
     const { timeoutMs, signal } = this.#options(options);
     this.#assertOpen();
+    const loading = loadCodec(this.format);
+    if (loading !== undefined) {
+      await loading;
+      this.#assertOpen();
+    }
     return this.#track(
       this.#engine.prepare(keys, { qos: this.#qos, timeoutMs, signal, timers: this.#timers }),
     );
@@ -262,6 +268,8 @@ export class FleetProvisioningClient {
     identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
   ): Promise<T> {
     const { operation, templateName, payload } = request;
+    const loading = loadCodec(this.format);
+    if (loading !== undefined) await loading;
     const topics = this.#topics(operation, templateName);
     const encoded = encodeRequest(operation, payload, this.format);
     const { timeoutMs, signal } = this.#options(options);

@@ -17,6 +17,7 @@ import type { MqttTransport, QoS } from '../mqtt/transport.js';
 import { assertQos, assertTimeout } from '../protocol/call-options.js';
 import { ConnectionLostError, InvalidArgumentError, type OperationName } from '../protocol/errors.js';
 import { operations } from '../protocol/operations.js';
+import { loadCodec } from '../protocol/payload.js';
 import { encodeRequest } from '../protocol/requests.js';
 import {
   type CreateCertificateFromCsrRequest,
@@ -161,6 +162,7 @@ export class IotIdentityClient {
   async #publish(operation: OperationName, templateName: string, payload: unknown, qos: QoS): Promise<void> {
     assertQos(qos);
     const topic = operationTopics(operation, this.format, templateName).request;
+    await loadCodec(this.format);
     const encoded = encodeRequest(operation, payload, this.format);
     const transport = this.#transport;
     if (!transport.connected) {

@@ -13,7 +13,7 @@ import {
   type OperationName,
   SubscribeFailedError,
 } from '../protocol/errors.js';
-import { readPayload } from '../protocol/payload.js';
+import { loadCodec, readPayload } from '../protocol/payload.js';
 import type { PayloadFormat } from '../protocol/topics.js';
 
 /**
@@ -83,6 +83,7 @@ export class OperationStream<T> implements AsyncIterable<T> {
     callback?: StreamCallback<T>,
     timeoutMs = 60_000,
   ): Promise<OperationStream<T>> {
+    await loadCodec(spec.format);
     const stream = new OperationStream(spec, qos, callback);
     // The lease is held (and the listener installed) before the SUBSCRIBE goes out.
     const lease = router.subscribeLease(

@@ -4,7 +4,6 @@
  * schema turns wire data into a type. Failures carry paths and kinds of problem, never the offending
  * values.
  */
-import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import type { z } from 'zod/mini';
 import type { ResponseIssue } from './errors.js';
 import type { PayloadFormat } from './topics.js';
@@ -32,25 +31,52 @@ export type DecodeResult =
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The CBOR codec (cborg), loaded on first use: JSON users never load it. */
+let cbor: { encode(value: unknown): Uint8Array; decode(bytes: Uint8Array): unknown } | undefined;
+let cborLoading: Promise<void> | undefined;
+
+/**
+ * Make sure the codec of `format` is loaded: undefined when it already is (always for JSON), otherwise a
+ * promise to await before the first encode or decode in that format. cborg is 18 modules and about
+ * 20 ms of `import`, so it is loaded only by a client, stream or simulator that speaks CBOR; each of
+ * them awaits this before its first request, subscription or start.
+ * @internal
+ */
+export function loadCodec(format: PayloadFormat): Promise<void> | undefined {
+  if (format !== 'cbor' || cbor !== undefined) return undefined;
+  cborLoading ??= import('cborg').then((module) => {
+    cbor = { encode: module.encode, decode: module.decode };
+  });
+  return cborLoading;
+}
+
+function cborCodec(): NonNullable<typeof cbor> {
+  if (cbor === undefined) throw new Error('The CBOR codec is not loaded: await loadCodec("cbor") first.');
+  return cbor;
+}
+
 /**
  * Encode a request payload in `format`.
  * @internal
  */
 export function encodePayload(value: unknown, format: PayloadFormat): Buffer {
-  if (format === 'cbor') return Buffer.from(cborEncode(value));
+  if (format === 'cbor') return Buffer.from(cborCodec().encode(value));
   return Buffer.from(JSON.stringify(value), 'utf8');
 }
 
 /**
- * Decode a payload received in `format`. Never throws: a payload over {@link MAX_PAYLOAD_BYTES}, bytes
+ * Decode a payload received in `format` (CBOR once {@link loadCodec} has loaded it). Never throws for what
+ * the bytes hold: a payload over {@link MAX_PAYLOAD_BYTES}, bytes
  * that are not valid UTF-8 JSON, or CBOR that does not parse (or carries unknown tags or trailing bytes)
  * come back as a failure.
  * @internal
  */
 export function decodePayload(bytes: Uint8Array, format: PayloadFormat): DecodeResult {
   if (bytes.byteLength > MAX_PAYLOAD_BYTES) return { ok: false, reason: 'too-large' };
+  // Outside the try: a codec not loaded is this library's mistake, not a malformed payload.
+  const codec = format === 'cbor' ? cborCodec() : undefined;
   try {
-    const value: unknown = format === 'cbor' ? cborDecode(bytes) : JSON.parse(utf8.decode(bytes));
+    const value: unknown = codec !== undefined ? codec.decode(bytes) : JSON.parse(utf8.decode(bytes));
     return { ok: true, value };
   } catch {
     return { ok: false, reason: 'malformed' };

@@ -3,6 +3,7 @@
  * from the ones before it: registry, policies, faults, log, service, dispatch (the broker's hooks), the
  * broker, and last the simulator facade.
  */
+import { loadCodec } from '../protocol/payload.js';
 import { EventEmitter } from 'node:events';
 import { optional } from '../internal/optional.js';
 import { InvalidArgumentError } from '../protocol/errors.js';
@@ -24,6 +25,8 @@ import type { Simulator, SimulatorOptions } from './types.js';
  * @throws {InvalidArgumentError} on a bad template name or option.
  */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  // The simulator answers in both formats.
+  await loadCodec('cbor');
   const templates = validateTemplates(options.templates ?? DEFAULT_TEMPLATES);
   const rate = options.requestsPerSecond;
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {

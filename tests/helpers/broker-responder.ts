@@ -7,9 +7,13 @@
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { OperationName } from '../../src/protocol/errors.js';
-import { encodePayload } from '../../src/protocol/payload.js';
+import { encodePayload, loadCodec } from '../../src/protocol/payload.js';
 import { parseTopic } from '../../src/protocol/topics.js';
 import { connectClient } from './mqtt.js';
+
+// CBOR answers are built synchronously here: load the codec once, as the library's clients do before
+// their first CBOR call.
+await loadCodec('cbor');
 
 /** What the responder publishes for one request: topic and raw payload. */
 export interface ResponderAnswer {

@@ -1,7 +1,11 @@
 import type { QoS, SubscriptionRequest } from '../../src/mqtt/transport.js';
-import { encodePayload } from '../../src/protocol/payload.js';
+import { encodePayload, loadCodec } from '../../src/protocol/payload.js';
 import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
 import { FakeTransport, type WireEvent } from './fake-transport.js';
+
+// CBOR answers are built synchronously here: load the codec once, as the library's clients do before
+// their first CBOR call.
+await loadCodec('cbor');
 
 /** What the fake service sends back for one request: topic and payload, in order. */
 export type FakeAnswer = { topic: string; payload: Buffer | string };

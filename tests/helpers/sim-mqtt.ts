@@ -1,9 +1,13 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { OperationName } from '../../src/protocol/errors.js';
-import { decodePayload, encodePayload } from '../../src/protocol/payload.js';
+import { decodePayload, encodePayload, loadCodec } from '../../src/protocol/payload.js';
 import { operationTopics, type PayloadFormat } from '../../src/protocol/topics.js';
 import type { Simulator } from '../../src/simulator/index.js';
 import { connectClient } from './mqtt.js';
+
+// CBOR answers are built synchronously here: load the codec once, as the library's clients do before
+// their first CBOR call.
+await loadCodec('cbor');
 
 /** Credentials a client presents over mutual TLS. */
 export interface Credentials {

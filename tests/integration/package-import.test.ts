@@ -22,7 +22,7 @@ describe('the built package', () => {
     expect(existsSync(`${root}dist/simulator/index.js`)).toBe(true);
   });
 
-  it('imports by its package name without loading aedes, mqtt.js or @peculiar/x509', async () => {
+  it('imports by its package name without loading aedes, mqtt.js, @peculiar/x509 or cborg', async () => {
     const { stdout } = await importWithHook(
       "const m = await import('iot-fleet-provisioning'); console.log(Object.keys(m).sort().join(','));",
     );
@@ -49,6 +49,25 @@ describe('the built package', () => {
       { cwd: root },
     );
     expect(stdout.trim()).toBe('-----BEGIN CERTIFICATE REQUEST----- CN=SN-1');
+  });
+
+  it('a CBOR client loads the codec by itself in a fresh process, before its first request', async () => {
+    // No simulator in this process (it would load the codec for everyone): a bare transport that records
+    // the request, then the client is closed.
+    const script = [
+      "const { FleetProvisioningClient } = await import('iot-fleet-provisioning');",
+      "const { EventEmitter } = await import('node:events');",
+      'const fake = Object.assign(new EventEmitter(), {',
+      '  connected: true,',
+      "  subscribeAsync: async (req) => Object.keys(req).filter((t) => t !== 'resubscribe').map((topic) => ({ topic, qos: 1 })),",
+      '  unsubscribeAsync: async () => undefined,',
+      "  publishAsync: async (topic, payload) => { console.log(topic, payload.toString('hex')); void client.close(); },",
+      '});',
+      "const client = new FleetProvisioningClient(fake, { format: 'cbor' });",
+      'console.log(await client.createKeysAndCertificate().catch((error) => error.code));',
+    ].join('\n');
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+    expect(stdout.trim().split('\n')).toEqual(['$aws/certificates/create/cbor a0', 'CLIENT_CLOSED']);
   });
 
   it('builds topics from the package in a plain script', async () => {

@@ -1,9 +1,34 @@
-import { describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { encode as cborEncode } from 'cborg';
-import { decodePayload, encodePayload, MAX_PAYLOAD_BYTES, readPayload } from '../../src/protocol/payload.js';
+import {
+  decodePayload,
+  encodePayload,
+  loadCodec,
+  MAX_PAYLOAD_BYTES,
+  readPayload,
+} from '../../src/protocol/payload.js';
 import { CreateKeysAndCertificateResponseSchema } from '../../src/protocol/schemas.js';
 
+// First in this file: the codec is loaded once per module registry, and these run before anything loads it.
+describe('the CBOR codec loads on demand', () => {
+  it('is not loaded until asked for, and a CBOR use before that is a clear error, not a malformed payload', async () => {
+    expect(loadCodec('json')).toBeUndefined();
+    expect(() => encodePayload({}, 'cbor')).toThrow(/loadCodec/);
+    expect(() => decodePayload(Buffer.of(0xa0), 'cbor')).toThrow(/loadCodec/);
+    const loading = loadCodec('cbor');
+    expect(loading).toBeInstanceOf(Promise);
+    expect(loadCodec('cbor')).toBe(loading);
+    await loading;
+    expect(loadCodec('cbor')).toBeUndefined();
+    expect([...encodePayload({}, 'cbor')]).toEqual([0xa0]);
+  });
+});
+
 describe('codecs', () => {
+  beforeAll(async () => {
+    await loadCodec('cbor');
+  });
+
   it('encodes CreateKeysAndCertificate as {} in JSON and 0xa0 in CBOR', () => {
     expect(encodePayload({}, 'json').toString()).toBe('{}');
     expect([...encodePayload({}, 'cbor')]).toEqual([0xa0]);

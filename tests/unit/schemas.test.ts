@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { operations } from '../../src/protocol/operations.js';
-import { checkSchema, decodePayload } from '../../src/protocol/payload.js';
+import { checkSchema, decodePayload, loadCodec } from '../../src/protocol/payload.js';
 import { encodeRequest } from '../../src/protocol/requests.js';
 import {
   CreateCertificateFromCsrResponseSchema,
@@ -128,7 +128,8 @@ describe('requests', () => {
     ).toEqual({ ok: false, issues: [{ path: 'parameters.n', problem: 'expected string' }] });
   });
 
-  it('an empty request is checked once per operation and format, and its bytes are shared', () => {
+  it('an empty request is checked once per operation and format, and its bytes are shared', async () => {
+    await loadCodec('cbor');
     const json = encodeRequest('CreateKeysAndCertificate', {}, 'json');
     expect(json.toString()).toBe('{}');
     expect(encodeRequest('CreateKeysAndCertificate', {}, 'json')).toBe(json);
