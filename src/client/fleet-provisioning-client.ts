@@ -261,15 +261,27 @@ export class FleetProvisioningClient {
    * answer with `schema` (the response schema travels with the call, as the MCP SDK's
    * `request(req, resultSchema, options)` does). The three public methods are thin wrappers.
    */
-  async #request<T>(
+  #request<T>(
+    request: { operation: OperationName; templateName: string; payload: unknown },
+    schema: z.ZodMiniType<T>,
+    options: RequestOptions | undefined,
+    identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
+  ): Promise<T> {
+    // Not async, and the call's own promise handed back as it is: each layer of promises is a turn of the
+    // microtask queue between the answer and the caller. The public methods are async, so a bad argument
+    // thrown here still reaches the caller as a rejection.
+    const loading = loadCodec(this.format);
+    if (loading !== undefined) return loading.then(() => this.#send(request, schema, options, identify));
+    return this.#send(request, schema, options, identify);
+  }
+
+  #send<T>(
     request: { operation: OperationName; templateName: string; payload: unknown },
     schema: z.ZodMiniType<T>,
     options: RequestOptions | undefined,
     identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
   ): Promise<T> {
     const { operation, templateName, payload } = request;
-    const loading = loadCodec(this.format);
-    if (loading !== undefined) await loading;
     const topics = this.#topics(operation, templateName);
     const encoded = encodeRequest(operation, payload, this.format);
     const { timeoutMs, signal } = this.#options(options);
@@ -292,7 +304,9 @@ export class FleetProvisioningClient {
 
   #track<T>(call: { promise: Promise<T> } & CallHandle): Promise<T> {
     this.#calls.add(call);
-    return call.promise.finally(() => this.#calls.delete(call));
+    const forget = () => this.#calls.delete(call);
+    call.promise.then(forget, forget);
+    return call.promise;
   }
 
   /** The topics of one pair, built (and the template name checked) once per process. */
