@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { credentialFiles, readCurrentCredentials } from '../device/credentials.js';
 import { certificateMatchesPrivateKey } from '../device/keys.js';
-import { hasUnfinishedSets } from '../device/staged-set.js';
+import { hasUnfinishedSets } from '../device/unfinished-sets.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

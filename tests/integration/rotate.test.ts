@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { readCurrentCredentials } from '../../src/device/credentials.js';
-import { hasUnfinishedSets } from '../../src/device/staged-set.js';
+import { hasUnfinishedSets } from '../../src/device/unfinished-sets.js';
 import { provision } from '../../src/provision/provision.js';
 import { type RotatedDevice, rotate } from '../../src/provision/rotate.js';
 import type { ProgressEvent } from '../../src/provision/types.js';

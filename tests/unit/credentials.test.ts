@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { CREDENTIAL_FILES, type DeviceJson, readDeviceJson } from '../../src/device/credentials.js';
 import { generateKeyPair } from '../../src/device/keys.js';
-import { findStagedSets, stageCredentials } from '../../src/device/staged-set.js';
+import { stageCredentials } from '../../src/device/staged-set.js';
+import { findStagedSets } from '../../src/device/unfinished-sets.js';
 import {
   FleetProvisioningError,
   InvalidArgumentError,
