@@ -20,13 +20,8 @@ export {
   FleetProvisioningClient,
 } from './client/fleet-provisioning-client.js';
 export type { RequestTransport } from './client/request-engine.js';
-export type { CredentialFiles, DeviceJson, StagedCredentials } from './device/credentials.js';
-export {
-  CREDENTIAL_FILES,
-  DeviceJsonSchema,
-  readDeviceJson,
-  stageCredentials,
-} from './device/credentials.js';
+export type { CredentialFiles, DeviceJson } from './device/credentials.js';
+export { CREDENTIAL_FILES, DeviceJsonSchema, readDeviceJson } from './device/credentials.js';
 export type { CsrSummary, DeviceKeyPair, KeyType } from './device/keys.js';
 export {
   certificateMatchesCsr,
@@ -36,6 +31,8 @@ export {
   generateKeyPair,
   KEY_TYPES,
 } from './device/keys.js';
+export type { StagedCredentials } from './device/staged-set.js';
+export { stageCredentials } from './device/staged-set.js';
 export * from './device/system-facts.js';
 export type { IotIdentityClientOptions } from './identity/iot-identity-client.js';
 export { IotIdentityClient } from './identity/iot-identity-client.js';

@@ -6,8 +6,9 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { credentialFiles, hasUnfinishedSets, readCurrentCredentials } from '../device/credentials.js';
+import { credentialFiles, readCurrentCredentials } from '../device/credentials.js';
 import { certificateMatchesPrivateKey } from '../device/keys.js';
+import { hasUnfinishedSets } from '../device/unfinished-sets.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

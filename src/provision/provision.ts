@@ -5,18 +5,13 @@
  */
 import { resolve } from 'node:path';
 import type { FleetProvisioningClient } from '../client/fleet-provisioning-client.js';
-import {
-  type CredentialFiles,
-  credentialFiles,
-  type DeviceJson,
-  findStagedSets,
-  type StagedCredentials,
-  stageCredentials,
-} from '../device/credentials.js';
+import { type CredentialFiles, credentialFiles, type DeviceJson } from '../device/credentials.js';
 import { assertCsr } from '../device/csr-input.js';
 import { ensurePrivateDirectory, persisting, withinDeadline } from '../device/durable-files.js';
 import { inspectExistingSet, parametersDigest } from '../device/existing-set.js';
 import { certificateMatchesPrivateKey, createCsr, generateKeyPair } from '../device/keys.js';
+import { type StagedCredentials, stageCredentials } from '../device/staged-set.js';
+import { findStagedSets } from '../device/unfinished-sets.js';
 import { settleWithin } from '../internal/deadline.js';
 import { delay } from '../internal/delay.js';
 import { optional } from '../internal/optional.js';

@@ -61,7 +61,7 @@ for (const name of ['writeFile', 'sync', 'chmod', 'close']) {
   };
 }
 
-const { stageCredentials } = await import(new URL('../../dist/device/credentials.js', import.meta.url).href);
+const { stageCredentials } = await import(new URL('../../dist/device/staged-set.js', import.meta.url).href);
 
 async function save(dir, index) {
   const f = fixtures[index % fixtures.length];

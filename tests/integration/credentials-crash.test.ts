@@ -12,13 +12,9 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  CREDENTIAL_FILES,
-  type DeviceJson,
-  readDeviceJson,
-  stageCredentials,
-} from '../../src/device/credentials.js';
+import { CREDENTIAL_FILES, type DeviceJson, readDeviceJson } from '../../src/device/credentials.js';
 import { generateKeyPair } from '../../src/device/keys.js';
+import { stageCredentials } from '../../src/device/staged-set.js';
 import { certificateIdOf, issueCertificate, makeCa } from '../helpers/x509.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -4,14 +4,10 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import {
-  CREDENTIAL_FILES,
-  type DeviceJson,
-  findStagedSets,
-  readDeviceJson,
-  stageCredentials,
-} from '../../src/device/credentials.js';
+import { CREDENTIAL_FILES, type DeviceJson, readDeviceJson } from '../../src/device/credentials.js';
 import { generateKeyPair } from '../../src/device/keys.js';
+import { stageCredentials } from '../../src/device/staged-set.js';
+import { findStagedSets } from '../../src/device/unfinished-sets.js';
 import {
   FleetProvisioningError,
   InvalidArgumentError,

@@ -7,7 +7,7 @@ import { readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readSetStatus } from '../../src/cli/set-status.js';
-import { stageCredentials } from '../../src/device/credentials.js';
+import { stageCredentials } from '../../src/device/staged-set.js';
 import { tempDir } from '../helpers/provision-fixtures.js';
 import { certificateIdOf, issueCertificate, makeCa, type TestCa } from '../helpers/x509.js';
 

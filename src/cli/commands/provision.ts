@@ -5,8 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type CredentialFiles, credentialFiles, hasUnfinishedSets } from '../../device/credentials.js';
+import { type CredentialFiles, credentialFiles } from '../../device/credentials.js';
 import { inspectExistingSet } from '../../device/existing-set.js';
+import { hasUnfinishedSets } from '../../device/unfinished-sets.js';
 import { optional } from '../../internal/optional.js';
 import { endpointUrl, parseEndpoint } from '../../provision/endpoint.js';
 import { provision } from '../../provision/provision.js';
