@@ -270,36 +270,29 @@ export class FleetProvisioningClient {
     // Not async, and the call's own promise handed back as it is: each layer of promises is a turn of the
     // microtask queue between the answer and the caller. The public methods are async, so a bad argument
     // thrown here still reaches the caller as a rejection.
+    const send = (): Promise<T> => {
+      const { operation, templateName, payload } = request;
+      const topics = this.#topics(operation, templateName);
+      const encoded = encodeRequest(operation, payload, this.format);
+      const { timeoutMs, signal } = this.#options(options);
+      this.#assertOpen();
+      const call = this.#engine.request({
+        operation,
+        topics,
+        format: this.format,
+        payload: encoded,
+        schema,
+        qos: this.#qos,
+        timeoutMs,
+        lateAnswerWindowMs: this.#lateAnswerWindowMs,
+        signal,
+        identify,
+        timers: this.#timers,
+      });
+      return this.#track(call);
+    };
     const loading = loadCodec(this.format);
-    if (loading !== undefined) return loading.then(() => this.#send(request, schema, options, identify));
-    return this.#send(request, schema, options, identify);
-  }
-
-  #send<T>(
-    request: { operation: OperationName; templateName: string; payload: unknown },
-    schema: z.ZodMiniType<T>,
-    options: RequestOptions | undefined,
-    identify?: { check(answer: T): boolean; issue: { path: string; problem: string } },
-  ): Promise<T> {
-    const { operation, templateName, payload } = request;
-    const topics = this.#topics(operation, templateName);
-    const encoded = encodeRequest(operation, payload, this.format);
-    const { timeoutMs, signal } = this.#options(options);
-    this.#assertOpen();
-    const call = this.#engine.request({
-      operation,
-      topics,
-      format: this.format,
-      payload: encoded,
-      schema,
-      qos: this.#qos,
-      timeoutMs,
-      lateAnswerWindowMs: this.#lateAnswerWindowMs,
-      signal,
-      identify,
-      timers: this.#timers,
-    });
-    return this.#track(call);
+    return loading === undefined ? send() : loading.then(send);
   }
 
   #track<T>(call: { promise: Promise<T> } & CallHandle): Promise<T> {
