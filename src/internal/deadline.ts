@@ -69,9 +69,9 @@ export function withDeadline<T>(
  * settled in time, false when the bound passed first. For waits whose outcome does not matter beyond
  * that: closing a connection, an UNSUBACK, removing a staged set.
  *
- * One timer, not a p-timeout wrapper: there is no error to build, and p-timeout builds one (stack trace
- * included) for every promise it wraps, which on the UNSUBACK of every provisioning cost more than the
- * rest of the wait (see docs/performance.md).
+ * One timer, not a p-timeout wrapper: there is no error to build here, and p-timeout builds one (stack
+ * trace included) for every promise it wraps; this wait runs at the end of every provisioning (see
+ * docs/performance.md).
  */
 export function settleWithin(
   promise: Promise<unknown>,

@@ -37,9 +37,9 @@ let cborLoading: Promise<void> | undefined;
 
 /**
  * Make sure the codec of `format` is loaded: undefined when it already is (always for JSON), otherwise a
- * promise to await before the first encode or decode in that format. cborg is 18 modules and about
- * 20 ms of `import`, so it is loaded only by a client, stream or simulator that speaks CBOR; each of
- * them awaits this before its first request, subscription or start.
+ * promise to await before the first encode or decode in that format. cborg is 18 modules, about 10 ms of
+ * the package's `import` (docs/performance.md), so it is loaded only by a client, stream or simulator
+ * that speaks CBOR; each of them awaits this before its first request, subscription or start.
  * @internal
  */
 export function loadCodec(format: PayloadFormat): Promise<void> | undefined {
@@ -66,9 +66,8 @@ export function encodePayload(value: unknown, format: PayloadFormat): Buffer {
 
 /**
  * Decode a payload received in `format` (CBOR once {@link loadCodec} has loaded it). Never throws for what
- * the bytes hold: a payload over {@link MAX_PAYLOAD_BYTES}, bytes
- * that are not valid UTF-8 JSON, or CBOR that does not parse (or carries unknown tags or trailing bytes)
- * come back as a failure.
+ * the bytes hold: a payload over {@link MAX_PAYLOAD_BYTES}, bytes that are not valid UTF-8 JSON, or CBOR
+ * that does not parse (or carries unknown tags or trailing bytes) come back as a failure.
  * @internal
  */
 export function decodePayload(bytes: Uint8Array, format: PayloadFormat): DecodeResult {
