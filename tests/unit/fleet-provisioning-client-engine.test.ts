@@ -352,6 +352,27 @@ describe('the connection', () => {
 });
 
 describe('close() and cleanup', () => {
+  it('writes the UNSUBSCRIBE in the next turn; a client that takes the topics first keeps them', async () => {
+    const fake = new FakeServiceTransport();
+    const keys = [{ operation: 'CreateKeysAndCertificate' as const }];
+    const first = new FleetProvisioningClient(fake);
+    await first.prepare(keys);
+    const closed = first.close();
+    // Nothing written after the pending microtasks either: the caller that released goes on first.
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(fake.sent('unsubscribe')).toEqual([]);
+    const second = new FleetProvisioningClient(fake);
+    await second.prepare(keys);
+    await closed;
+    await new Promise((resolve) => setImmediate(resolve));
+    // The topics were held again before the UNSUBSCRIBE went out: it never does, and the second client's
+    // own SUBSCRIBE reached the broker.
+    expect(fake.sent('unsubscribe')).toEqual([]);
+    expect(fake.sent('subscribe')).toHaveLength(2);
+    await second.close();
+    expect(fake.sent('unsubscribe').flatMap((e) => e.topics)).toEqual([T.keys.accepted, T.keys.rejected]);
+  });
+
   it('rejects every pending call with CLIENT_CLOSED and removes subscriptions and listeners', async () => {
     const fake = new FakeServiceTransport();
     let releaseSuback!: () => void;
