@@ -23,12 +23,7 @@ import type {
   RegisterThingRequest,
   RegisterThingResponse,
 } from '../protocol/schemas.js';
-import {
-  assertFormat,
-  type OperationTopics,
-  operationTopics,
-  type PayloadFormat,
-} from '../protocol/topics.js';
+import { assertFormat, operationTopics, type PayloadFormat } from '../protocol/topics.js';
 import type { CallHandle, CallOptions } from './pending-call.js';
 import { engineFor, type PairKey, type RequestEngine, type RequestTransport } from './request-engine.js';
 
@@ -224,7 +219,7 @@ export class FleetProvisioningClient {
       const templateName = target.operation === 'RegisterThing' ? target.templateName : '';
       return {
         operation: target.operation,
-        topics: this.#topics(target.operation, templateName),
+        topics: operationTopics(target.operation, this.format, templateName),
         format: this.format,
       };
     });
@@ -272,7 +267,7 @@ export class FleetProvisioningClient {
     // thrown here still reaches the caller as a rejection.
     const send = (): Promise<T> => {
       const { operation, templateName, payload } = request;
-      const topics = this.#topics(operation, templateName);
+      const topics = operationTopics(operation, this.format, templateName);
       const encoded = encodeRequest(operation, payload, this.format);
       const { timeoutMs, signal } = this.#options(options);
       this.#assertOpen();
@@ -302,17 +297,6 @@ export class FleetProvisioningClient {
     return call.promise;
   }
 
-  /** The topics of one pair, built (and the template name checked) once per process. */
-  #topics(operation: OperationName, templateName: string): OperationTopics {
-    const key = `${this.format}/${operation}/${templateName}`;
-    let found = topicCache.get(key);
-    if (found === undefined) {
-      found = operationTopics(operation, this.format, templateName);
-      if (topicCache.size < 1_000) topicCache.set(key, found);
-    }
-    return found;
-  }
-
   #options(options: RequestOptions | undefined): { timeoutMs: number; signal: AbortSignal | undefined } {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new InvalidArgumentError('Call options must be an object: { timeoutMs?, signal? }.');
@@ -328,12 +312,6 @@ export class FleetProvisioningClient {
     if (this.#closed !== undefined) throw new ClientClosedError('The client is closed: make a new one.');
   }
 }
-
-/**
- * Topics by format, operation and template, shared by every client: provision() makes a client per call,
- * and building the topics checks the template name. Bounded; a template name that fails is not kept.
- */
-const topicCache = new Map<string, OperationTopics>();
 
 /** One long opaque run (a token): what `redact()` removes without being told, besides PEM blocks. */
 const OPAQUE_RUN = /^[A-Za-z0-9+/_-]{100,}={0,2}$/;
@@ -358,9 +336,5 @@ function redactedByShape(secret: string): boolean {
  * large share of a warm call; a PEM key or a long opaque token is redacted by shape anyway.
  */
 function remember(secret: string): void {
-  // RegisterThing sends the token CreateKeysAndCertificate just delivered: the same string, seen already.
-  if (secret === lastRemembered) return;
-  lastRemembered = secret;
   if (!redactedByShape(secret)) rememberSecret(secret);
 }
-let lastRemembered: string | undefined;

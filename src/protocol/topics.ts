@@ -62,12 +62,23 @@ export function operationTopics(
   format: PayloadFormat = 'json',
   templateName = '',
 ): OperationTopics {
+  const key = `${format}/${operation}/${templateName}`;
+  const found = built.get(key);
+  if (found !== undefined) return found;
   assertFormat(format);
   const spec = operations[operation];
   if (spec.templated) assertTemplateName(templateName);
   const request = `${spec.topicRoot(templateName)}/${format}`;
-  return Object.freeze({ request, accepted: `${request}/accepted`, rejected: `${request}/rejected` });
+  const made = Object.freeze({ request, accepted: `${request}/accepted`, rejected: `${request}/rejected` });
+  if (built.size < 1_000) built.set(key, made);
+  return made;
 }
+
+/**
+ * Topics already built and checked, by format, operation and template: every request asks for its
+ * topics (and `provision()` makes a client per call). Bounded; a name that fails its check is not kept.
+ */
+const built = new Map<string, OperationTopics>();
 
 /**
  * Builders for the service's topics.

@@ -151,3 +151,15 @@ describe('parseTopic', () => {
     expect(parseTopic(topic)).toBeUndefined();
   });
 });
+
+describe('operationTopics is built once per format, operation and template', () => {
+  it('hands back the same frozen topics, and checks a bad name every time', () => {
+    const first = operationTopics('RegisterThing', 'cbor', 'Cached');
+    expect(operationTopics('RegisterThing', 'cbor', 'Cached')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(operationTopics('RegisterThing', 'json', 'Cached')).not.toBe(first);
+    for (let i = 0; i < 2; i++) {
+      expect(() => operationTopics('RegisterThing', 'json', 'bad/name')).toThrow(FleetProvisioningError);
+    }
+  });
+});
