@@ -91,11 +91,27 @@ function answerOn(client: MqttClient, accepted: string, rejected: string): Promi
   });
 }
 
-async function handWrittenFlow(client: MqttClient, subscribe: boolean): Promise<void> {
-  if (subscribe) await client.subscribeAsync(FILTERS, { qos: 1 });
+/** The step names of a cold flow, shared by both sides of the per-step table. */
+const STEP = {
+  subscribe: 'SUBSCRIBE',
+  keys: 'CreateKeysAndCertificate + key check',
+  register: 'RegisterThing',
+  finish: 'finish (result built, subscriptions released)',
+} as const;
+
+async function handWrittenFlow(
+  client: MqttClient,
+  subscribe: boolean,
+  mark: (step: string) => void = () => {},
+): Promise<void> {
+  if (subscribe) {
+    await client.subscribeAsync(FILTERS, { qos: 1 });
+    mark(STEP.subscribe);
+  }
   const keysAnswer = answerOn(client, KEYS.accepted, KEYS.rejected);
   await client.publishAsync(KEYS.request, Buffer.from('{}'), { qos: 1 });
   const keys: unknown = JSON.parse((await keysAnswer).toString());
+  mark(STEP.keys);
   const token =
     typeof keys === 'object' && keys !== null ? Reflect.get(keys, 'certificateOwnershipToken') : undefined;
   const thingAnswer = answerOn(client, REGISTER.accepted, REGISTER.rejected);
@@ -105,6 +121,7 @@ async function handWrittenFlow(client: MqttClient, subscribe: boolean): Promise<
     { qos: 1 },
   );
   JSON.parse((await thingAnswer).toString());
+  mark(STEP.register);
 }
 
 // ---- the same flow through the library ----
@@ -127,10 +144,22 @@ async function libraryFlow(client: FleetProvisioningClient, prepare: boolean): P
 /** Milliseconds per step of one flow, by step name (subscribe, CreateKeys…, RegisterThing, finish). */
 type Steps = Map<string, number[]>;
 
-function addStep(steps: Steps, name: string, ms: number): void {
-  const list = steps.get(name);
-  if (list === undefined) steps.set(name, [ms]);
-  else list.push(ms);
+/** A clock for one flow: `mark(step)` records the time since the last mark under `step`. */
+function stepClock(steps: Steps | undefined): { mark(step: string): void; elapsed(): number } {
+  const start = performance.now();
+  let last = start;
+  return {
+    mark: (step) => {
+      const now = performance.now();
+      if (steps !== undefined) {
+        const list = steps.get(step);
+        if (list === undefined) steps.set(step, [now - last]);
+        else list.push(now - last);
+      }
+      last = now;
+    },
+    elapsed: () => last - start,
+  };
 }
 
 /**
@@ -139,26 +168,20 @@ function addStep(steps: Steps, name: string, ms: number): void {
  * events.
  */
 async function provisionFlow(mqtt: MqttClient, steps?: Steps): Promise<number> {
-  const start = performance.now();
-  let last = start;
-  const mark = (name: string) => {
-    const now = performance.now();
-    if (steps !== undefined) addStep(steps, name, now - last);
-    last = now;
-  };
+  const clock = stepClock(steps);
   await provision({
     client: mqtt,
     templateName: TEMPLATE,
     parameters: { SerialNumber: 'SN' },
     retry: false,
     onProgress: (event) => {
-      if (event.step === 'subscribed') mark('SUBSCRIBE');
-      else if (event.step === 'certificate') mark('CreateKeysAndCertificate + key check');
-      else if (event.step === 'registered') mark('RegisterThing');
+      if (event.step === 'subscribed') clock.mark(STEP.subscribe);
+      else if (event.step === 'certificate') clock.mark(STEP.keys);
+      else if (event.step === 'registered') clock.mark(STEP.register);
     },
   });
-  mark('finish (result built, subscriptions released)');
-  return last - start;
+  clock.mark(STEP.finish);
+  return clock.elapsed();
 }
 
 /**
@@ -167,31 +190,10 @@ async function provisionFlow(mqtt: MqttClient, steps?: Steps): Promise<number> {
  * found it.
  */
 async function handWrittenCold(mqtt: MqttClient, steps?: Steps): Promise<number> {
-  const start = performance.now();
-  let last = start;
-  const mark = (name: string) => {
-    const now = performance.now();
-    if (steps !== undefined) addStep(steps, name, now - last);
-    last = now;
-  };
-  await mqtt.subscribeAsync(FILTERS, { qos: 1 });
-  mark('SUBSCRIBE');
-  const keysAnswer = answerOn(mqtt, KEYS.accepted, KEYS.rejected);
-  await mqtt.publishAsync(KEYS.request, Buffer.from('{}'), { qos: 1 });
-  const keys: unknown = JSON.parse((await keysAnswer).toString());
-  mark('CreateKeysAndCertificate + key check');
-  const token =
-    typeof keys === 'object' && keys !== null ? Reflect.get(keys, 'certificateOwnershipToken') : undefined;
-  const thingAnswer = answerOn(mqtt, REGISTER.accepted, REGISTER.rejected);
-  await mqtt.publishAsync(
-    REGISTER.request,
-    Buffer.from(JSON.stringify({ certificateOwnershipToken: token, parameters: { SerialNumber: 'SN' } })),
-    { qos: 1 },
-  );
-  JSON.parse((await thingAnswer).toString());
-  mark('RegisterThing');
-  mark('finish (result built, subscriptions released)');
-  const elapsed = last - start;
+  const clock = stepClock(steps);
+  await handWrittenFlow(mqtt, true, clock.mark);
+  clock.mark(STEP.finish);
+  const elapsed = clock.elapsed();
   await mqtt.unsubscribeAsync(FILTERS);
   return elapsed;
 }
