@@ -9,21 +9,20 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
 import type { ProgressEvent, ProvisionedDevice } from '../../src/provision/types.js';
-import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { claimOptions, tempDir } from '../helpers/provision-fixtures.js';
+import type { Simulator } from '../../src/simulator/index.js';
+import { claimOptions, simulatorForFile, } from '../helpers/provision-fixtures.js';
 import { certificateIdOf } from '../helpers/x509.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CHILD = join(ROOT, 'tests/helpers/provision-child.mjs');
 
 let sim: Simulator;
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  sim = await startSimulator({
+const { outDir } = simulatorForFile(
+  'unknown-outcome-',
+  {
     serverKeyType: 'ec-p256',
     templates: {
       DemoTemplate: {
@@ -32,23 +31,11 @@ beforeAll(async () => {
         deviceConfiguration: { Fleet: 'factory' },
       },
     },
-  });
-});
-
-afterAll(async () => {
-  await sim.close();
-});
-
-afterEach(async () => {
-  sim.faults.clear();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function outDir(): Promise<string> {
-  const dir = await tempDir('unknown-outcome-');
-  cleanups.push(dir.remove);
-  return join(dir.path, 'credentials');
-}
+  },
+  (started) => {
+    sim = started;
+  },
+);
 
 /** Certificates issued since `before` (a count of sim.certificates()) that are ACTIVE. */
 function activeSince(before: number): string[] {

@@ -6,19 +6,18 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createCsr, generateKeyPair } from '../../src/device/keys.js';
 import { provision } from '../../src/provision/provision.js';
 import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
-import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
+import { claimOptions, publicKeyOf, simulatorForFile, tempDir } from '../helpers/provision-fixtures.js';
 import { connectTo } from '../helpers/sim-mqtt.js';
 
 let sim: Simulator;
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  sim = await startSimulator({
+const { cleanups, outDir } = simulatorForFile(
+  'provision-',
+  {
     serverKeyType: 'ec-p256',
     templates: {
       DemoTemplate: {
@@ -29,23 +28,11 @@ beforeAll(async () => {
       NoThing: { deviceConfiguration: { Mode: 'cert-only' } },
       Inactive: { thingName: 'off-{{SerialNumber}}', certificateStatus: 'INACTIVE' },
     },
-  });
-});
-
-afterAll(async () => {
-  await sim.close();
-});
-
-afterEach(async () => {
-  sim.faults.clear();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function outDir(): Promise<string> {
-  const dir = await tempDir('provision-');
-  cleanups.push(dir.remove);
-  return join(dir.path, 'credentials');
-}
+  },
+  (started) => {
+    sim = started;
+  },
+);
 
 function mode(path: string): Promise<number> {
   return stat(path).then((s) => s.mode & 0o777);

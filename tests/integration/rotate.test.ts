@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { readCurrentCredentials } from '../../src/device/credentials.js';
 import { hasUnfinishedSets } from '../../src/device/unfinished-sets.js';
 import { provision } from '../../src/provision/provision.js';
@@ -15,7 +15,7 @@ import { type RotatedDevice, rotate } from '../../src/provision/rotate.js';
 import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
-import { claimOptions, publicKeyOf, tempDir } from '../helpers/provision-fixtures.js';
+import { claimOptions, publicKeyOf, simulatorForFile, tempDir } from '../helpers/provision-fixtures.js';
 import { closedByServer, connectOutcome, connectTo } from '../helpers/sim-mqtt.js';
 import { certificateIdOf } from '../helpers/x509.js';
 
@@ -23,11 +23,10 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const CHILD = join(ROOT, 'tests/helpers/rotate-child.mjs');
 
 let sim: Simulator;
-const cleanups: Array<() => Promise<void>> = [];
 const hookCalls: Array<{ clientId: string; caller: string; thing: string | undefined }> = [];
-
-beforeAll(async () => {
-  sim = await startSimulator({
+const { cleanups, outDir } = simulatorForFile(
+  'rotate-',
+  {
     serverKeyType: 'ec-p256',
     templates: {
       DemoTemplate: {
@@ -54,24 +53,16 @@ beforeAll(async () => {
         certificateStatus: 'INACTIVE',
       },
     },
-  });
-});
-
-afterAll(async () => {
-  await sim.close();
-});
-
-afterEach(async () => {
-  sim.faults.clear();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+  },
+  (started) => {
+    sim = started;
+  },
+);
 
 /** A device provisioned into a fresh directory (key made on the device). */
 async function provisioned(serial: string): Promise<{ dir: string; certificateId: string; before: number }> {
   const before = sim.certificates().length;
-  const temp = await tempDir('rotate-');
-  cleanups.push(temp.remove);
-  const dir = join(temp.path, 'credentials');
+  const dir = await outDir();
   const device = await provision({
     ...claimOptions(sim),
     templateName: 'DemoTemplate',
