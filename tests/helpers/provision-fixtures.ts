@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import type { ProvisionOptions } from '../../src/provision/types.js';
-import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/simulator/index.js';
+import {
+  DEFAULT_TEMPLATES,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from '../../src/simulator/index.js';
 
 /** The options that point provision() at `sim` with its claim credentials. */
 export function claimOptions(
@@ -17,6 +22,12 @@ export function claimOptions(
     caCertificate: sim.caCertificate,
   };
 }
+
+/** The simulator's DemoTemplate with a device configuration, as the provisioning tests expect it. */
+export const FACTORY_TEMPLATE = {
+  ...DEFAULT_TEMPLATES.DemoTemplate,
+  deviceConfiguration: { Fleet: 'factory' },
+};
 
 /** A fresh temporary directory, and a way to remove it. */
 export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {

@@ -13,7 +13,7 @@ import { describe, expect, it } from '@jest/globals';
 import { provision } from '../../src/provision/provision.js';
 import type { ProgressEvent, ProvisionedDevice } from '../../src/provision/types.js';
 import type { Simulator } from '../../src/simulator/index.js';
-import { claimOptions, simulatorForFile, } from '../helpers/provision-fixtures.js';
+import { claimOptions, FACTORY_TEMPLATE, simulatorForFile } from '../helpers/provision-fixtures.js';
 import { certificateIdOf } from '../helpers/x509.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -25,11 +25,7 @@ const { outDir } = simulatorForFile(
   {
     serverKeyType: 'ec-p256',
     templates: {
-      DemoTemplate: {
-        thingName: '{{SerialNumber}}',
-        requiredParameters: ['SerialNumber'],
-        deviceConfiguration: { Fleet: 'factory' },
-      },
+      DemoTemplate: FACTORY_TEMPLATE,
     },
   },
   (started) => {

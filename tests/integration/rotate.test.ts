@@ -15,7 +15,13 @@ import { type RotatedDevice, rotate } from '../../src/provision/rotate.js';
 import type { ProgressEvent } from '../../src/provision/types.js';
 import { type Simulator, startSimulator } from '../../src/simulator/index.js';
 import { closeClients } from '../helpers/mqtt.js';
-import { claimOptions, publicKeyOf, simulatorForFile, tempDir } from '../helpers/provision-fixtures.js';
+import {
+  claimOptions,
+  FACTORY_TEMPLATE,
+  publicKeyOf,
+  simulatorForFile,
+  tempDir,
+} from '../helpers/provision-fixtures.js';
 import { closedByServer, connectOutcome, connectTo } from '../helpers/sim-mqtt.js';
 import { certificateIdOf } from '../helpers/x509.js';
 
@@ -29,11 +35,7 @@ const { cleanups, outDir } = simulatorForFile(
   {
     serverKeyType: 'ec-p256',
     templates: {
-      DemoTemplate: {
-        thingName: '{{SerialNumber}}',
-        requiredParameters: ['SerialNumber'],
-        deviceConfiguration: { Fleet: 'factory' },
-      },
+      DemoTemplate: FACTORY_TEMPLATE,
       // The rotation template: the thing is the caller's own, as the hook checks.
       RotationTemplate: {
         thingName: '{{ThingName}}',
